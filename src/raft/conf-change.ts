@@ -50,7 +50,8 @@ export function applyConfChange(prev: ConfState, cc: ConfChange): ConfState {
     if (!isJoint(prev)) throw new InvalidConfChangeError('not in a joint configuration: nothing to leave');
     return { voters: prev.voters, votersOutgoing: [], learners: prev.learners, autoLeave: false };
   }
-  if (isJoint(prev)) throw new InvalidConfChangeError('a joint configuration must be left before another change');
+  if (isJoint(prev))
+    throw new InvalidConfChangeError('a joint configuration must be left before another change');
   const voters = new Set(prev.voters);
   const learners = new Set(prev.learners);
   for (const ch of cc.changes) {
@@ -95,7 +96,8 @@ export function applyConfChange(prev: ConfState, cc: ConfChange): ConfState {
 // n = 0 means "leave joint". One byte for the id length keeps ids short (<= 255 bytes).
 
 const utf8Encoder = new TextEncoder();
-const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+// fatal: invalid UTF-8 is an error, not U+FFFD; ignoreBOM: a leading U+FEFF is part of the id.
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export function encodeConfChange(cc: ConfChange): Uint8Array {
   if (cc.changes.length > 255) throw new InvalidConfChangeError('at most 255 changes at once');
@@ -131,7 +133,13 @@ export function decodeConfChange(buf: Uint8Array): ConfChange {
     if (type < ConfChangeType.AddVoter || type > ConfChangeType.Remove) {
       throw new InvalidConfChangeError(`conf change: unknown type ${type}`);
     }
-    changes.push({ type, id: utf8Decoder.decode(buf.subarray(off, off + idLen)) });
+    let id: string;
+    try {
+      id = utf8Decoder.decode(buf.subarray(off, off + idLen));
+    } catch {
+      throw new InvalidConfChangeError('conf change: node id is not valid UTF-8');
+    }
+    changes.push({ type, id });
     off += idLen;
   }
   if (off !== buf.byteLength) throw new InvalidConfChangeError('conf change: trailing bytes');

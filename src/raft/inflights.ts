@@ -52,6 +52,11 @@ export class Inflights {
     }
   }
 
+  /** Frees the oldest message, whatever its index (see the heartbeat reply in raft-core). */
+  freeFirstOne(): void {
+    if (this.count > 0) this.freeLE(this.indexes[this.start] as number);
+  }
+
   full(): boolean {
     return this.count === this.capacity || (this.maxBytes > 0 && this.bytes >= this.maxBytes);
   }

@@ -9,7 +9,14 @@ import {
   members,
 } from './conf-change.js';
 import { ProposalDropped, RaftInvariantError } from './errors.js';
-import { CAMPAIGN_TRANSFER, type Message, MessageType, message, mustFollowPersist, voteRespType } from './messages.js';
+import {
+  CAMPAIGN_TRANSFER,
+  type Message,
+  MessageType,
+  message,
+  mustFollowPersist,
+  voteRespType,
+} from './messages.js';
 import { Progress, ProgressState } from './progress.js';
 import { jointCommitted, jointVoteResult, VoteResult } from './quorum.js';
 import { RaftLog } from './raft-log.js';
@@ -191,6 +198,8 @@ export class RaftCore {
   /** The newest term known durable: replies that vouch for our term wait until it is. */
   private durableTerm: Term;
   private leadTransferee: NodeId = NO_NODE;
+  /** As leader: the index of the no-op this term began with. */
+  private termStartIndex: Index = 0;
   /** Once a TimeoutNow has left, another node may win this term's successor at any time. */
   private leaseDisabled = false;
 
@@ -237,6 +246,14 @@ export class RaftCore {
 
     this.log = new RaftLog(cfg.storage);
     const { hardState, snapshot } = cfg.storage.initialState();
+    if (snapshot.index === 0 && members(snapshot.conf).length > 0) {
+      // A node that joins later starts from an empty index-0 state and learns the
+      // configuration from the log or a snapshot. If the founders kept theirs at index 0,
+      // the joiner would rebuild a different configuration from the same log.
+      throw new RangeError(
+        'storage: bootstrap the initial configuration as a snapshot at index 1 (see bootstrapSnapshot)',
+      );
+    }
     this.term = hardState.term;
     this.vote = hardState.vote;
     this.durableTerm = hardState.term;
@@ -342,17 +359,28 @@ export class RaftCore {
         // A granted pre-vote for term+1: we will raise our term only if we win.
       } else {
         const fromLeader =
-          m.type === MessageType.MsgApp || m.type === MessageType.MsgHeartbeat || m.type === MessageType.MsgSnap;
+          m.type === MessageType.MsgApp ||
+          m.type === MessageType.MsgHeartbeat ||
+          m.type === MessageType.MsgSnap;
         this.becomeFollower(m.term, fromLeader ? m.from : NO_NODE);
       }
     } else if (m.term < this.term && m.term !== 0) {
-      if ((this.checkQuorum || this.preVote) && (m.type === MessageType.MsgHeartbeat || m.type === MessageType.MsgApp)) {
+      if (
+        (this.checkQuorum || this.preVote) &&
+        (m.type === MessageType.MsgHeartbeat || m.type === MessageType.MsgApp)
+      ) {
         // A stale leader (e.g. back from a partition) learns our term and steps down;
         // without this it could keep failing CheckQuorum-free clusters forever.
         this.send(message({ type: MessageType.MsgAppResp, from: this.id, to: m.from, term: this.term }));
       } else if (m.type === MessageType.MsgPreVote) {
         this.send(
-          message({ type: MessageType.MsgPreVoteResp, from: this.id, to: m.from, term: this.term, reject: true }),
+          message({
+            type: MessageType.MsgPreVoteResp,
+            from: this.id,
+            to: m.from,
+            term: this.term,
+            reject: true,
+          }),
         );
       }
       return;
@@ -390,9 +418,10 @@ export class RaftCore {
     const ack = work.ack;
     if (!ack) return;
     this.log.unstable.stableTo(ack.index, ack.term);
-    if (this.role === Role.Leader && this.log.matchTerm(ack.index, ack.term)) {
+    if (this.role === Role.Leader) {
+      // The leader's own vote in the commit quorum is its durable prefix (Raft §10.2.1).
       const self = this.prs.get(this.id);
-      if (self?.maybeUpdate(ack.index) && this.maybeCommit()) this.needBcastAppend = true;
+      if (self?.maybeUpdate(this.log.stableIndex()) && this.maybeCommit()) this.needBcastAppend = true;
     }
   }
 
@@ -486,7 +515,11 @@ export class RaftCore {
       const hardState = hsChanged ? { term: this.term, vote: this.vote } : null;
       if (hardState) this.prevHardState = hardState;
       const last = entries[entries.length - 1];
-      const ack = last ? { index: last.index, term: last.term } : snapshot ? { index: snapshot.index, term: snapshot.term } : null;
+      const ack = last
+        ? { index: last.index, term: last.term }
+        : snapshot
+          ? { index: snapshot.index, term: snapshot.term }
+          : null;
       append = { snapshot, entries, hardState, messages: this.msgsAfterAppend, ack };
       u.acceptInProgress();
       this.msgsAfterAppend = [];
@@ -500,7 +533,9 @@ export class RaftCore {
       if (this.log.applying < this.log.committed) {
         const got = this.log.slice(this.log.applying + 1, this.log.committed + 1, this.maxApplyBytes);
         if (isGap(got)) {
-          throw new RaftInvariantError(`apply: entries ${this.log.applying + 1}..${this.log.committed} unavailable`);
+          throw new RaftInvariantError(
+            `apply: entries ${this.log.applying + 1}..${this.log.committed} unavailable`,
+          );
         }
         entries = got;
         const lastApply = entries[entries.length - 1];
@@ -608,7 +643,8 @@ export class RaftCore {
   }
 
   private becomePreCandidate(): void {
-    if (this.role === Role.Leader) throw new RaftInvariantError('invalid transition [leader -> pre-candidate]');
+    if (this.role === Role.Leader)
+      throw new RaftInvariantError('invalid transition [leader -> pre-candidate]');
     // Pre-vote changes neither term nor vote (thesis §9.6).
     this.role = Role.PreCandidate;
     this.votes.clear();
@@ -634,7 +670,10 @@ export class RaftCore {
       if (id === this.id) pr.becomeReplicate();
     }
     // Raft §5.4.2 / §8: commit an entry of our own term, which commits everything before it.
-    this.appendEntries([{ index: this.log.lastIndex() + 1, term: this.term, type: EntryType.Noop, data: EMPTY_DATA }]);
+    this.termStartIndex = this.log.lastIndex() + 1;
+    this.appendEntries([
+      { index: this.termStartIndex, term: this.term, type: EntryType.Noop, data: EMPTY_DATA },
+    ]);
   }
 
   private hup(transfer: boolean): void {
@@ -756,7 +795,9 @@ export class RaftCore {
         this.vote = m.from;
       }
     } else {
-      this.send(message({ type: voteRespType(m.type), from: this.id, to: m.from, term: this.term, reject: true }));
+      this.send(
+        message({ type: voteRespType(m.type), from: this.id, to: m.from, term: this.term, reject: true }),
+      );
     }
   }
 
@@ -805,7 +846,13 @@ export class RaftCore {
         this.lead = m.from;
         this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
         this.send(
-          message({ type: MessageType.MsgHeartbeatResp, from: this.id, to: m.from, term: this.term, context: m.context }),
+          message({
+            type: MessageType.MsgHeartbeatResp,
+            from: this.id,
+            to: m.from,
+            term: this.term,
+            context: m.context,
+          }),
         );
         break;
       case MessageType.MsgSnap:
@@ -834,7 +881,13 @@ export class RaftCore {
     if (m.index < this.log.committed) {
       // Everything up to our commit index already matches any leader's log.
       this.send(
-        message({ type: MessageType.MsgAppResp, from: this.id, to: m.from, term: this.term, index: this.log.committed }),
+        message({
+          type: MessageType.MsgAppResp,
+          from: this.id,
+          to: m.from,
+          term: this.term,
+          index: this.log.committed,
+        }),
       );
       return;
     }
@@ -844,7 +897,13 @@ export class RaftCore {
       // Commit only what we know matches the leader (Raft Figure 2, AppendEntries rule 5).
       this.log.commitTo(Math.min(m.commit, res.lastNew));
       this.send(
-        message({ type: MessageType.MsgAppResp, from: this.id, to: m.from, term: this.term, index: res.lastNew }),
+        message({
+          type: MessageType.MsgAppResp,
+          from: this.id,
+          to: m.from,
+          term: this.term,
+          index: res.lastNew,
+        }),
       );
       return;
     }
@@ -869,11 +928,23 @@ export class RaftCore {
     if (!s) return;
     if (this.restore(s)) {
       this.send(
-        message({ type: MessageType.MsgAppResp, from: this.id, to: m.from, term: this.term, index: this.log.lastIndex() }),
+        message({
+          type: MessageType.MsgAppResp,
+          from: this.id,
+          to: m.from,
+          term: this.term,
+          index: this.log.lastIndex(),
+        }),
       );
     } else {
       this.send(
-        message({ type: MessageType.MsgAppResp, from: this.id, to: m.from, term: this.term, index: this.log.committed }),
+        message({
+          type: MessageType.MsgAppResp,
+          from: this.id,
+          to: m.from,
+          term: this.term,
+          index: this.log.committed,
+        }),
       );
     }
   }
@@ -909,8 +980,15 @@ export class RaftCore {
         pr.recentActive = true;
         pr.probeSent = false;
         if (m.context > pr.ackedContext) pr.ackedContext = m.context;
+        // If every AppendEntries in the window was lost, no reply will ever free it: the
+        // follower is alive (it answered), so make room for one more append. Either it
+        // fills the gap or the follower rejects it and we fall back to probing.
+        if (pr.state === ProgressState.Replicate && pr.inflights.full()) pr.inflights.freeFirstOne();
         this.advanceRounds();
-        if (pr.match < this.log.lastIndex()) this.maybeSendAppend(m.from, false);
+        // A follower behind us may have lost appends we still count as in flight: an
+        // append, even an empty one, either carries what it lacks or is rejected, and
+        // the rejection puts it back to probing.
+        if (pr.match < this.log.lastIndex()) this.maybeSendAppend(m.from, true);
         return;
       default:
         return;
@@ -964,7 +1042,7 @@ export class RaftCore {
     if (this.log.term(idx) !== this.term) return false;
     const firstInTerm = !this.committedInTerm();
     this.log.commitTo(idx);
-    if (firstInTerm) this.releaseDeferredReads();
+    if (firstInTerm && this.committedInTerm()) this.releaseDeferredReads();
     this.afterCommitAsLeader();
     return true;
   }
@@ -976,7 +1054,12 @@ export class RaftCore {
     if (isJoint(this.conf) && this.conf.autoLeave) {
       // C_old,new is committed: now propose C_new.
       this.appendEntries([
-        { index: this.log.lastIndex() + 1, term: this.term, type: EntryType.ConfChange, data: encodeConfChange({ changes: [] }) },
+        {
+          index: this.log.lastIndex() + 1,
+          term: this.term,
+          type: EntryType.ConfChange,
+          data: encodeConfChange({ changes: [] }),
+        },
       ]);
       return;
     }
@@ -997,8 +1080,13 @@ export class RaftCore {
     }
   }
 
+  /**
+   * Whether this leader has committed its term's first entry, and so knows the latest
+   * commit index (thesis §6.4). Comparing terms alone is not enough: the bootstrap
+   * snapshot has term 1, so a first leader of term 1 would pass before its no-op commits.
+   */
   private committedInTerm(): boolean {
-    return this.log.term(this.log.committed) === this.term;
+    return this.role === Role.Leader && this.log.committed >= this.termStartIndex;
   }
 
   private appendEntries(ents: Entry[]): void {
@@ -1150,7 +1238,8 @@ export class RaftCore {
     const latest = this.confLog[this.confLog.length - 1] as ConfLogEntry;
     // One change at a time, and only after this leader has committed an entry of its
     // term (the fix to single-server changes in Ongaro's 2015 raft-dev post applies here too).
-    if (latest.index > this.log.committed || !this.committedInTerm()) return ProposalDropped.ConfChangePending;
+    if (latest.index > this.log.committed || !this.committedInTerm())
+      return ProposalDropped.ConfChangePending;
     try {
       applyConfChange(this.conf, decodeConfChange(data));
     } catch (err) {
@@ -1165,7 +1254,10 @@ export class RaftCore {
     if (ents.length === 0) return;
     const first = (ents[0] as Entry).index;
     let changed = false;
-    while (this.confLog.length > 1 && (this.confLog[this.confLog.length - 1] as ConfLogEntry).index >= first) {
+    while (
+      this.confLog.length > 1 &&
+      (this.confLog[this.confLog.length - 1] as ConfLogEntry).index >= first
+    ) {
       this.confLog.pop();
       changed = true;
     }

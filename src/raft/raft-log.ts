@@ -1,7 +1,7 @@
 import { RaftInvariantError } from './errors.js';
 import { isGap, type Storage, StorageGap } from './storage.js';
-import { Unstable } from './unstable.js';
 import { type Entry, entryBytes, type Index, type SnapshotMeta, type Term } from './types.js';
+import { Unstable } from './unstable.js';
 
 /**
  * The log as the core sees it: the durable part (Storage) with the unstable part on top,
@@ -107,15 +107,21 @@ export class RaftLog {
    * now matches the leader, or -1 if the entry at `prevIndex` does not have `prevTerm`.
    * The caller commits. Returns the first index appended through `appendedFrom`.
    */
-  maybeAppend(prevIndex: Index, prevTerm: Term, ents: readonly Entry[]): { lastNew: Index; appended: Entry[] } | null {
+  maybeAppend(
+    prevIndex: Index,
+    prevTerm: Term,
+    ents: readonly Entry[],
+  ): { lastNew: Index; appended: Entry[] } | null {
     if (!this.matchTerm(prevIndex, prevTerm)) return null;
     const lastNew = prevIndex + ents.length;
     const ci = this.findConflict(ents);
     if (ci === 0) return { lastNew, appended: [] };
     if (ci <= this.committed) {
-      throw new RaftInvariantError(`log: entry ${ci} conflicts with committed entry (committed ${this.committed})`);
+      throw new RaftInvariantError(
+        `log: entry ${ci} conflicts with committed entry (committed ${this.committed})`,
+      );
     }
-    const appended = ents.slice(ci - ((ents[0] as Entry).index));
+    const appended = ents.slice(ci - (ents[0] as Entry).index);
     this.append(appended);
     return { lastNew, appended };
   }

@@ -1,4 +1,14 @@
-import { type Entry, EntryType, entryBytes, type HardState, type Index, type SnapshotMeta, type Term } from './types.js';
+import {
+  EMPTY_CONF,
+  type Entry,
+  EntryType,
+  entryBytes,
+  type HardState,
+  type Index,
+  type NodeId,
+  type SnapshotMeta,
+  type Term,
+} from './types.js';
 
 /**
  * Why a storage lookup has no answer. These are expected outcomes, returned as values
@@ -35,6 +45,23 @@ export interface Storage {
   /** The latest snapshot's meta. */
   snapshot(): SnapshotMeta;
 }
+
+/**
+ * How a new cluster starts: its founding members hold a snapshot at index 1, term 1 with
+ * the initial configuration (and an empty state machine). A node added later starts
+ * empty and receives that snapshot, or a later one, from the leader, so every node
+ * derives its configuration from the same history.
+ */
+export function bootstrapSnapshot(voters: readonly NodeId[], learners: readonly NodeId[] = []): SnapshotMeta {
+  return {
+    index: 1,
+    term: 1,
+    conf: { voters: [...voters], votersOutgoing: [], learners: [...learners], autoLeave: false },
+  };
+}
+
+/** The state of a node that has not joined any cluster yet. */
+export const EMPTY_SNAPSHOT: SnapshotMeta = { index: 0, term: 0, conf: EMPTY_CONF };
 
 /**
  * An in-memory Storage, used by the simulator and the unit tests. It holds what a real
@@ -96,7 +123,11 @@ export class MemoryStorage implements Storage {
   }
 
   /** Makes an append work item durable, in the order the contract requires. */
-  write(work: { snapshot: SnapshotMeta | null; entries: readonly Entry[]; hardState: HardState | null }): void {
+  write(work: {
+    snapshot: SnapshotMeta | null;
+    entries: readonly Entry[];
+    hardState: HardState | null;
+  }): void {
     if (work.snapshot) this.applySnapshot(work.snapshot);
     this.append(work.entries);
     if (work.hardState) this.setHardState(work.hardState);
@@ -129,7 +160,8 @@ export class MemoryStorage implements Storage {
   /** Records a snapshot taken locally at `index` (<= lastIndex) with configuration `conf`. */
   createSnapshot(index: Index, conf: SnapshotMeta['conf']): SnapshotMeta {
     const term = this.term(index);
-    if (term < 0 || index < this.snap.index) throw new Error(`MemoryStorage.createSnapshot: bad index ${index}`);
+    if (term < 0 || index < this.snap.index)
+      throw new Error(`MemoryStorage.createSnapshot: bad index ${index}`);
     this.snap = { index, term, conf };
     return this.snap;
   }

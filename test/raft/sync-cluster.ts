@@ -1,7 +1,7 @@
 import type { Message } from '../../src/raft/messages.js';
-import { RaftCore, type RaftConfig, type Ready } from '../../src/raft/raft-core.js';
+import { type RaftConfig, RaftCore, type Ready } from '../../src/raft/raft-core.js';
 import { Rng } from '../../src/raft/rng.js';
-import { MemoryStorage } from '../../src/raft/storage.js';
+import { bootstrapSnapshot, EMPTY_SNAPSHOT, MemoryStorage } from '../../src/raft/storage.js';
 import type { Entry, NodeId, ReadState } from '../../src/raft/types.js';
 
 /**
@@ -44,10 +44,9 @@ export class SyncCluster {
       seed: opts.seed ?? 1,
       config: opts.config ?? {},
     };
-    const conf = { voters, votersOutgoing: [], learners: [], autoLeave: false };
-    for (const id of voters) this.addNode(id, new MemoryStorage({ index: 0, term: 0, conf }));
-    const empty = { voters: [], votersOutgoing: [], learners: [], autoLeave: false };
-    for (const id of extraNodes) this.addNode(id, new MemoryStorage({ index: 0, term: 0, conf: empty }));
+    // Founders start from the bootstrap snapshot (index 1); extra nodes start empty.
+    for (const id of voters) this.addNode(id, new MemoryStorage(bootstrapSnapshot(voters)));
+    for (const id of extraNodes) this.addNode(id, new MemoryStorage(EMPTY_SNAPSHOT));
   }
 
   addNode(id: NodeId, storage: MemoryStorage): SyncNode {
@@ -112,7 +111,8 @@ export class SyncCluster {
       }
       for (const e of rd.apply.entries) n.applied.push(e);
       const last = rd.apply.entries[rd.apply.entries.length - 1];
-      if (last) n.core.applied(last.index);
+      const upTo = last ? last.index : rd.apply.snapshot?.index;
+      if (upTo !== undefined) n.core.applied(upTo);
     }
     n.readStates.push(...rd.readStates);
     n.droppedReads.push(...rd.droppedReads);
