@@ -821,8 +821,15 @@ export class RaftCore {
     if (!this.votes.has(m.from)) this.votes.set(m.from, !m.reject);
     switch (this.pollResult()) {
       case VoteResult.Won:
-        if (this.role === Role.PreCandidate) this.campaignElection(false);
-        else this.becomeLeader();
+        if (this.role === Role.PreCandidate) {
+          this.campaignElection(false);
+        } else if (this.votes.get(this.id) === true) {
+          this.becomeLeader();
+        }
+        // Otherwise the others' votes won, but our own term and vote are not durable yet.
+        // Leading now could let a crash erase the term, and a restarted node could then win
+        // the same term again (its voters would re-grant it) and write different entries
+        // at the same (index, term). Our own vote arrives once they are durable.
         break;
       case VoteResult.Lost:
         this.becomeFollower(this.term, NO_NODE);

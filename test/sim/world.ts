@@ -30,6 +30,7 @@ export interface SimStats {
   reorders: number;
   partitions: number;
   crashes: number;
+  pauses: number;
   commits: number;
   elections: number;
   reads: number;
@@ -46,6 +47,7 @@ export function emptyStats(): SimStats {
     reorders: 0,
     partitions: 0,
     crashes: 0,
+    pauses: 0,
     commits: 0,
     elections: 0,
     reads: 0,
@@ -109,6 +111,10 @@ class SimNode {
   readyToServe: { context: number; index: Index; mustSee: Index }[] = [];
   proposals: Proposal[] = [];
   downUntil = 0;
+  /** A paused process (SIGSTOP, a long GC): it neither ticks, receives nor writes. */
+  paused = false;
+  pausedAt = 0;
+  pausedUntil = 0;
   readonly phase: number;
 
   constructor(
@@ -205,6 +211,7 @@ export class World {
   run(): SimResult {
     try {
       for (this.now = 0; this.now < this.opts.steps; this.now++) {
+        this.resumePaused();
         this.maybeFault();
         this.clientOps();
         this.stepTime();
@@ -225,11 +232,12 @@ export class World {
         if (n.downUntil <= this.now) this.restart(n);
         continue;
       }
+      if (n.paused) continue;
       if ((this.now + n.phase) % TICK_UNITS === 0) n.core.tick();
       this.runDisk(n);
     }
     this.deliverDue();
-    for (const n of this.nodes) this.drain(n);
+    for (const n of this.nodes) if (!n.paused) this.drain(n);
     if (this.faulty && this.cut.size > 0 && this.now >= this.healAt) {
       this.cut.clear();
       this.trace('partition healed');
@@ -263,6 +271,11 @@ export class World {
     const to = this.byId.get(m.to);
     if (!to?.core) {
       if (m.type === MessageType.MsgSnap) this.reportSnapshot(m, false);
+      return;
+    }
+    if (to.paused) {
+      // The socket buffers it; the process reads it after it resumes.
+      this.net.push({ ...f, at: to.pausedUntil + this.rng.int(3) });
       return;
     }
     if (this.isCut(m.from, m.to)) {
@@ -409,12 +422,13 @@ export class World {
 
   // ------------------------------------------------------------------ clients
 
+  /** Nodes that are up and running (not crashed, not paused). */
   private liveNodes(): SimNode[] {
-    return this.nodes.filter((n) => n.core !== null);
+    return this.nodes.filter((n) => n.core !== null && !n.paused);
   }
 
   private leaders(): SimNode[] {
-    return this.nodes.filter((n) => n.core?.role === Role.Leader);
+    return this.nodes.filter((n) => n.core?.role === Role.Leader && !n.paused);
   }
 
   private clientOps(): void {
@@ -526,10 +540,40 @@ export class World {
       this.crash(n, this.now + down);
     }
     if (this.cut.size === 0 && this.rng.chance(0.002)) this.partition();
+    if (this.rng.chance(0.002) && live.length > 0) {
+      // Pause a node, the leader more often than not, for longer than an election timeout.
+      const leaders = this.leaders();
+      const n = leaders.length > 0 && this.rng.chance(0.7) ? this.rng.pick(leaders) : this.rng.pick(live);
+      n.paused = true;
+      n.pausedAt = this.now;
+      n.pausedUntil = this.now + this.rng.between(20, 250);
+      this.stats.pauses++;
+      this.trace(`pause ${n.id} until ${n.pausedUntil}`);
+    }
+  }
+
+  /**
+   * A paused node that resumes first catches up the ticks it missed, as a driver that
+   * counts ticks from a monotonic clock would, and only then sees the messages that
+   * queued up meanwhile. Clients may reach it in between.
+   */
+  private resumePaused(): void {
+    for (const n of this.nodes) {
+      if (!n.paused || (this.faulty && n.pausedUntil > this.now)) continue;
+      n.paused = false;
+      const core = n.core;
+      if (!core) continue;
+      let missed = 0;
+      for (let t = n.pausedAt; t < this.now; t++) if ((t + n.phase) % TICK_UNITS === 0) missed++;
+      this.trace(`resume ${n.id} after ${missed} missed ticks`);
+      for (let i = 0; i < missed; i++) core.tick();
+      this.drain(n);
+    }
   }
 
   private crash(n: SimNode, until: number): void {
     this.stats.crashes++;
+    n.paused = false;
     this.trace(`crash ${n.id} (${n.disk.length} unwritten items lost)`);
     n.core = null;
     n.disk = [];
@@ -611,6 +655,7 @@ export class World {
     const deadline = this.now + HEAL_TICKS * TICK_UNITS;
     let probe: { node: SimNode; value: number; index: Index; term: number } | null = null;
     for (; this.now < deadline; this.now++) {
+      this.resumePaused();
       this.stepTime();
       const leaders = this.leaders();
       if (leaders.length === 0) continue;
