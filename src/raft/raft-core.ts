@@ -887,15 +887,7 @@ export class RaftCore {
   private handleAppendEntries(m: Message): void {
     if (m.index < this.log.committed) {
       // Everything up to our commit index already matches any leader's log.
-      this.send(
-        message({
-          type: MessageType.MsgAppResp,
-          from: this.id,
-          to: m.from,
-          term: this.term,
-          index: this.log.committed,
-        }),
-      );
+      this.ackAppend(m.from, this.log.committed);
       return;
     }
     const res = this.log.maybeAppend(m.index, m.logTerm, m.entries);
@@ -903,15 +895,7 @@ export class RaftCore {
       this.onLogAppended(res.appended);
       // Commit only what we know matches the leader (Raft Figure 2, AppendEntries rule 5).
       this.log.commitTo(Math.min(m.commit, res.lastNew));
-      this.send(
-        message({
-          type: MessageType.MsgAppResp,
-          from: this.id,
-          to: m.from,
-          term: this.term,
-          index: res.lastNew,
-        }),
-      );
+      this.ackAppend(m.from, res.lastNew);
       return;
     }
     // Rejected: hint where our log could match, skipping a whole term at a time.
@@ -930,30 +914,16 @@ export class RaftCore {
     );
   }
 
+  /** Tells the leader our log matches its log up to `index` (sent once that is durable). */
+  private ackAppend(to: NodeId, index: Index): void {
+    this.send(message({ type: MessageType.MsgAppResp, from: this.id, to, term: this.term, index }));
+  }
+
   private handleSnapshot(m: Message): void {
     const s = m.snapshot;
     if (!s) return;
-    if (this.restore(s)) {
-      this.send(
-        message({
-          type: MessageType.MsgAppResp,
-          from: this.id,
-          to: m.from,
-          term: this.term,
-          index: this.log.lastIndex(),
-        }),
-      );
-    } else {
-      this.send(
-        message({
-          type: MessageType.MsgAppResp,
-          from: this.id,
-          to: m.from,
-          term: this.term,
-          index: this.log.committed,
-        }),
-      );
-    }
+    // Either way our log now matches the leader's up to that index.
+    this.ackAppend(m.from, this.restore(s) ? this.log.lastIndex() : this.log.committed);
   }
 
   private restore(s: SnapshotMeta): boolean {
