@@ -558,7 +558,14 @@ export class RaftCore {
     return rd;
   }
 
-  /** Whether this leader may serve a read from its lease without a heartbeat round. */
+  /**
+   * Whether this leader may serve a read from its lease without a heartbeat round.
+   *
+   * The lease is counted in this core's ticks, so it is only as good as the driver's
+   * clock: the driver must derive ticks from a monotonic clock and, after any stall (a
+   * paused process, a long GC, a blocked event loop), call `tick()` for every tick that
+   * passed before it asks for a lease read. The simulator models exactly that.
+   */
   leaseValid(): boolean {
     return (
       this.role === Role.Leader &&
