@@ -269,6 +269,90 @@ const atomicsWaitAsync = (
   }
 ).waitAsync;
 
+/** One end's half of the sleeping-flag protocol: the flag it sleeps on and its two counters. */
+interface SleepSide {
+  readonly sleepingSlot: number;
+  /** Counts waits that really slept. */
+  readonly sleepsCounter: number;
+  /** Counts notifies the other end sent to wake this one. */
+  readonly notifiesCounter: number;
+}
+
+/** The consumer sleeps waiting for data; the producer wakes it. */
+const CONSUMER_SIDE: SleepSide = {
+  sleepingSlot: SLOT_CONSUMER_SLEEPING,
+  sleepsCounter: COUNTER_CONSUMER_SLEEPS,
+  notifiesCounter: COUNTER_DATA_NOTIFIES,
+};
+
+/** The producer sleeps waiting for space; the consumer wakes it. */
+const PRODUCER_SIDE: SleepSide = {
+  sleepingSlot: SLOT_PRODUCER_SLEEPING,
+  sleepsCounter: COUNTER_PRODUCER_SLEEPS,
+  notifiesCounter: COUNTER_SPACE_NOTIFIES,
+};
+
+/**
+ * Steps 2-5 of the protocol in the module comment, for either end: raise the flag, look
+ * again (`outcome` non-null means data/space arrived, the other end closed, or time ran
+ * out), and only then sleep on the flag. The next turn of the loop returns the outcome.
+ */
+function sleepUntil(
+  control: Int32Array,
+  counters: BigInt64Array,
+  side: SleepSide,
+  deadlineMs: number,
+  outcome: () => RingWaitResult | null,
+): RingWaitResult {
+  for (;;) {
+    const result = outcome();
+    if (result !== null) return result;
+    Atomics.store(control, side.sleepingSlot, 1);
+    if (outcome() === null) {
+      const slept = Atomics.wait(control, side.sleepingSlot, 1, remainingMs(deadlineMs));
+      if (slept !== 'not-equal') Atomics.add(counters, side.sleepsCounter, 1n);
+    }
+    Atomics.store(control, side.sleepingSlot, 0);
+  }
+}
+
+/** {@link sleepUntil} for the main thread: sleeps in `Atomics.waitAsync`, never blocks. */
+async function sleepUntilAsync(
+  control: Int32Array,
+  counters: BigInt64Array,
+  side: SleepSide,
+  deadlineMs: number,
+  outcome: () => RingWaitResult | null,
+): Promise<RingWaitResult> {
+  for (;;) {
+    const result = outcome();
+    if (result !== null) return result;
+    Atomics.store(control, side.sleepingSlot, 1);
+    if (outcome() === null) {
+      const wait = atomicsWaitAsync(control, side.sleepingSlot, 1, remainingMs(deadlineMs));
+      if (wait.async) {
+        Atomics.add(counters, side.sleepsCounter, 1n);
+        await wait.value;
+      }
+    }
+    Atomics.store(control, side.sleepingSlot, 0);
+  }
+}
+
+/**
+ * Step b of the protocol: wake `side` if it said it sleeps. A plain load first, so a busy
+ * ring pays no read-modify-write; the exchange makes sure only one notify is sent per sleep.
+ */
+function wake(control: Int32Array, counters: BigInt64Array, side: SleepSide): void {
+  if (
+    Atomics.load(control, side.sleepingSlot) !== 0 &&
+    Atomics.exchange(control, side.sleepingSlot, 0) !== 0
+  ) {
+    Atomics.notify(control, side.sleepingSlot, 1);
+    Atomics.add(counters, side.notifiesCounter, 1n);
+  }
+}
+
 /** Total size of the SharedArrayBuffer for a ring of `capacityBytes`: header plus data area. */
 export function ringBufferBytes(capacityBytes: number): number {
   checkCapacity(capacityBytes);
@@ -523,19 +607,9 @@ export class RingProducer {
       if (this.hasRoom(recordBytes) || this.consumerClosed) break;
     }
     const deadlineMs = deadlineFor(timeoutMs);
-    for (;;) {
-      const outcome = this.spaceOutcome(recordBytes, deadlineMs);
-      if (outcome !== null) return outcome;
-      // Steps 2-5 of the protocol in the module comment, mirrored for the producer.
-      Atomics.store(this.control, SLOT_PRODUCER_SLEEPING, 1);
-      if (this.hasRoom(recordBytes) || this.consumerClosed) {
-        Atomics.store(this.control, SLOT_PRODUCER_SLEEPING, 0);
-        continue;
-      }
-      const slept = Atomics.wait(this.control, SLOT_PRODUCER_SLEEPING, 1, remainingMs(deadlineMs));
-      Atomics.store(this.control, SLOT_PRODUCER_SLEEPING, 0);
-      if (slept !== 'not-equal') Atomics.add(this.counters, COUNTER_PRODUCER_SLEEPS, 1n);
-    }
+    return sleepUntil(this.control, this.counters, PRODUCER_SIDE, deadlineMs, () =>
+      this.spaceOutcome(recordBytes, deadlineMs),
+    );
   }
 
   /**
@@ -549,21 +623,9 @@ export class RingProducer {
     const recordBytes = this.recordBytes(lengthBytes, 'waitForSpaceAsync');
     this.publish();
     const deadlineMs = deadlineFor(timeoutMs);
-    for (;;) {
-      const outcome = this.spaceOutcome(recordBytes, deadlineMs);
-      if (outcome !== null) return outcome;
-      Atomics.store(this.control, SLOT_PRODUCER_SLEEPING, 1);
-      if (this.hasRoom(recordBytes) || this.consumerClosed) {
-        Atomics.store(this.control, SLOT_PRODUCER_SLEEPING, 0);
-        continue;
-      }
-      const wait = atomicsWaitAsync(this.control, SLOT_PRODUCER_SLEEPING, 1, remainingMs(deadlineMs));
-      if (wait.async) {
-        Atomics.add(this.counters, COUNTER_PRODUCER_SLEEPS, 1n);
-        await wait.value;
-      }
-      Atomics.store(this.control, SLOT_PRODUCER_SLEEPING, 0);
-    }
+    return sleepUntilAsync(this.control, this.counters, PRODUCER_SIDE, deadlineMs, () =>
+      this.spaceOutcome(recordBytes, deadlineMs),
+    );
   }
 
   /**
@@ -593,14 +655,7 @@ export class RingProducer {
   }
 
   private wakeConsumer(): void {
-    // Step b of the protocol: a plain load first, so a busy ring pays no read-modify-write.
-    if (
-      Atomics.load(this.control, SLOT_CONSUMER_SLEEPING) !== 0 &&
-      Atomics.exchange(this.control, SLOT_CONSUMER_SLEEPING, 0) !== 0
-    ) {
-      Atomics.notify(this.control, SLOT_CONSUMER_SLEEPING, 1);
-      Atomics.add(this.counters, COUNTER_DATA_NOTIFIES, 1n);
-    }
+    wake(this.control, this.counters, CONSUMER_SIDE);
   }
 
   private recordBytes(lengthBytes: number, operation: string): number {
@@ -791,13 +846,7 @@ export class RingConsumer {
     Atomics.store(this.control, SLOT_HEAD, this.head | 0);
     this.releasedHead = this.head;
     // Step b of the protocol, in the other direction.
-    if (
-      Atomics.load(this.control, SLOT_PRODUCER_SLEEPING) !== 0 &&
-      Atomics.exchange(this.control, SLOT_PRODUCER_SLEEPING, 0) !== 0
-    ) {
-      Atomics.notify(this.control, SLOT_PRODUCER_SLEEPING, 1);
-      Atomics.add(this.counters, COUNTER_SPACE_NOTIFIES, 1n);
-    }
+    wake(this.control, this.counters, PRODUCER_SIDE);
   }
 
   /**
@@ -811,19 +860,9 @@ export class RingConsumer {
       if (this.hasData() || this.producerClosed) break;
     }
     const deadlineMs = deadlineFor(timeoutMs);
-    for (;;) {
-      const outcome = this.dataOutcome(deadlineMs);
-      if (outcome !== null) return outcome;
-      // Steps 2-5 of the protocol in the module comment.
-      Atomics.store(this.control, SLOT_CONSUMER_SLEEPING, 1);
-      if (this.hasData() || this.producerClosed) {
-        Atomics.store(this.control, SLOT_CONSUMER_SLEEPING, 0);
-        continue;
-      }
-      const slept = Atomics.wait(this.control, SLOT_CONSUMER_SLEEPING, 1, remainingMs(deadlineMs));
-      Atomics.store(this.control, SLOT_CONSUMER_SLEEPING, 0);
-      if (slept !== 'not-equal') Atomics.add(this.counters, COUNTER_CONSUMER_SLEEPS, 1n);
-    }
+    return sleepUntil(this.control, this.counters, CONSUMER_SIDE, deadlineMs, () =>
+      this.dataOutcome(deadlineMs),
+    );
   }
 
   /**
@@ -833,21 +872,9 @@ export class RingConsumer {
   async waitForDataAsync(timeoutMs = Number.POSITIVE_INFINITY): Promise<RingWaitResult> {
     this.release();
     const deadlineMs = deadlineFor(timeoutMs);
-    for (;;) {
-      const outcome = this.dataOutcome(deadlineMs);
-      if (outcome !== null) return outcome;
-      Atomics.store(this.control, SLOT_CONSUMER_SLEEPING, 1);
-      if (this.hasData() || this.producerClosed) {
-        Atomics.store(this.control, SLOT_CONSUMER_SLEEPING, 0);
-        continue;
-      }
-      const wait = atomicsWaitAsync(this.control, SLOT_CONSUMER_SLEEPING, 1, remainingMs(deadlineMs));
-      if (wait.async) {
-        Atomics.add(this.counters, COUNTER_CONSUMER_SLEEPS, 1n);
-        await wait.value;
-      }
-      Atomics.store(this.control, SLOT_CONSUMER_SLEEPING, 0);
-    }
+    return sleepUntilAsync(this.control, this.counters, CONSUMER_SIDE, deadlineMs, () =>
+      this.dataOutcome(deadlineMs),
+    );
   }
 
   /**
@@ -857,10 +884,7 @@ export class RingConsumer {
   close(): void {
     this.release();
     Atomics.store(this.control, SLOT_CONSUMER_CLOSED, 1);
-    if (Atomics.exchange(this.control, SLOT_PRODUCER_SLEEPING, 0) !== 0) {
-      Atomics.notify(this.control, SLOT_PRODUCER_SLEEPING, 1);
-      Atomics.add(this.counters, COUNTER_SPACE_NOTIFIES, 1n);
-    }
+    wake(this.control, this.counters, PRODUCER_SIDE);
   }
 
   private dataOutcome(deadlineMs: number): RingWaitResult | null {

@@ -143,6 +143,13 @@ export class Checker {
     }
   }
 
+  /** The client values applied in entries 1..index, in order. */
+  valuesThrough(index: Index): readonly number[] {
+    const n = this.valueCount[index];
+    if (n === undefined) throw new Violation(`no entry was applied at ${index}`);
+    return this.values.slice(0, n);
+  }
+
   /** A node loaded a snapshot at `index` whose state is `values`. */
   onSnapshotLoad(id: NodeId, index: Index, values: readonly number[]): void {
     const n = this.valueCount[index];

@@ -1,4 +1,4 @@
-import { type ConfChangeItem, ConfChangeType, isVoter, members } from '../../src/raft/conf-change.js';
+import { type ConfChangeItem, ConfChangeType, members } from '../../src/raft/conf-change.js';
 import { describeMessage, describeReady } from '../../src/raft/describe.js';
 import { type Message, MessageType } from '../../src/raft/messages.js';
 import { type AppendWork, RaftCore } from '../../src/raft/raft-core.js';
@@ -108,7 +108,6 @@ class SimNode {
   incomingSnaps = new Map<Index, number[]>();
   seenCommit: Index = 0;
   reads = new Map<number, PendingRead>();
-  readyToServe: { context: number; index: Index; mustSee: Index }[] = [];
   proposals: Proposal[] = [];
   downUntil = 0;
   /** A paused process (SIGSTOP, a long GC): it neither ticks, receives nor writes. */
@@ -204,7 +203,6 @@ export class World {
     n.disk = [];
     n.incomingSnaps.clear();
     n.reads.clear();
-    n.readyToServe = [];
     n.proposals = [];
   }
 
@@ -377,11 +375,9 @@ export class World {
             `read: ${n.id} read ctx=${r.context} at index ${r.index}, but index ${p.mustSee} was acknowledged before it began`,
           );
         }
-        n.readyToServe.push({ context: r.context, index: r.index, mustSee: p.mustSee });
         this.stats.reads++;
       }
       for (const c of rd.droppedReads) n.reads.delete(c);
-      this.serveReads(n);
     }
     if (core.log.committed > n.seenCommit) {
       this.checker.onCommit(n.id, core, n.seenCommit, core.log.committed);
@@ -413,11 +409,6 @@ export class World {
       }
     }
     if (entries.length > 0) core.applied(n.appliedIndex);
-    this.serveReads(n);
-  }
-
-  private serveReads(n: SimNode): void {
-    n.readyToServe = n.readyToServe.filter((r) => r.index > n.appliedIndex);
   }
 
   // ------------------------------------------------------------------ clients
@@ -696,16 +687,13 @@ export class World {
         `acknowledged write lost: index ${this.maxAcked} acknowledged, leader committed ${core.log.committed}`,
       );
     }
+    // Every member holds exactly the client values applied up to its index, in order
+    // (each apply was checked against the others as it happened).
     for (const id of members(conf)) {
       const n = this.byId.get(id) as SimNode;
-      if (!isVoter(conf, id) && !conf.learners.includes(id)) continue;
-      if (
-        n.values.length !== this.checker.values.length &&
-        n.appliedIndex === this.checker.applied.length - 1
-      ) {
-        throw new Violation(
-          `state: ${id} holds ${n.values.length} values, expected ${this.checker.values.length}`,
-        );
+      const want = this.checker.valuesThrough(n.appliedIndex);
+      if (n.values.length !== want.length || n.values.some((v, i) => v !== want[i])) {
+        throw new Violation(`state: ${id} holds ${n.values.length} values, expected ${want.length}`);
       }
     }
     this.stats.commits += core.log.committed;
