@@ -451,6 +451,26 @@ export function encodeRaftMessageFrameWithRecords(
   return frameBytes;
 }
 
+/**
+ * Appends only the head of a RAFT_MESSAGE frame (frame header, fixed part, ids, snapshot
+ * meta) for `m` whose `recordCount` entries, `recordBytes` long, will follow from
+ * elsewhere: the coordinator's half of the replicator path, where the records come from
+ * the log window. `m.entries` is ignored. Returns the head's bytes.
+ */
+export function encodeRaftMessageHead(
+  out: OutBuffer,
+  m: Message,
+  recordBytes: number,
+  recordCount: number,
+): number {
+  const frameBytes = messageFrameBytes(m, recordBytes);
+  const headBytes = frameBytes - recordBytes;
+  const start = out.append(headBytes);
+  const pos = writeMessageHead(out.bytes, start, frameBytes, m, recordCount);
+  assertFilled(pos, start, headBytes);
+  return headBytes;
+}
+
 function writeFrameHeader(buf: Uint8Array, start: number, type: FrameType, frameBytes: number): void {
   writeU32(buf, start + FRAME_BODY_BYTES_OFFSET, frameBytes - FRAME_HEADER_BYTES);
   buf[start + FRAME_TYPE_OFFSET] = type;

@@ -18,8 +18,10 @@
  *   version can then give them a meaning, and an old reader refuses what it cannot read
  *   rather than misreading it.
  *
- * Not declared here yet (their issues add them here, not elsewhere): the shared-memory
- * rings, the control block, `raft_meta` and the snapshot meta file.
+ * The ring's own header and framing are drawn in `ring.ts` (it is one generic structure);
+ * what travels inside the rings, the control block and the log window are declared below.
+ * `raft_meta` is laid out in `src/workers/log-writer/meta-store.ts`; the snapshot meta
+ * file comes with the snapshot issue.
  */
 
 import { EntryType } from '../raft/types.js';
@@ -339,3 +341,226 @@ export const MAX_CONF_IDS = 0xffff;
  * `maxFrameBytes` must be at least this plus one largest record.
  */
 export const RAFT_MESSAGE_MAX_OVERHEAD_BYTES = FRAME_HEADER_BYTES + MESSAGE_FIXED_BYTES + 2 * MAX_ID_BYTES;
+
+// ==================================================================================
+// Between the threads of one node (DESIGN.md, "Crossing threads")
+// ==================================================================================
+//
+// None of these layouts leave the machine, so they carry no version or magic beyond the
+// control block's; both ends are always the same build. Fields are little-endian like
+// everything else here; indexes and terms are u64 (a safe integer), window positions u32.
+
+// ================================================================== control block
+//
+// One small SharedArrayBuffer per node, named slots written by exactly one thread each
+// and read by any (DESIGN.md). Int32 slots can be waited on; Float64 slots hold indexes
+// and terms (safe integers) and are plain stores ordered before an Int32 Atomics.store
+// by the same writer, so a reader that sees the Int32 change also sees them.
+//
+//   byte   Int32 slot                      written by     why
+//   ────   ────────────────────────────    ────────────   ──────────────────────────────────
+//      0   [0] magic 'CTRL'                creator        a wrong buffer is refused
+//      4   [1] peer slots                  creator        how many per-peer lines follow
+//    128   [32] writerDoneSeq              log-writer     the last WRITER_BARRIER made durable;
+//                                                         the coordinator waitAsync()s on it
+//    132   [33] writerReleasedPos          log-writer     window bytes before this are on disk
+//    136   [34] writerFailed               log-writer     1 once a disk error stopped it
+//    256   [64] fsmReleasedPos             fsm            window bytes before this are applied
+//    384   [96] windowReclaimedPos         coordinator    window bytes before this may be
+//                                                         overwritten: a replicator that copied
+//                                                         older bytes throws its copy away
+//    388   [97] role                       coordinator    0 follower, 1 pre-candidate,
+//                                                         2 candidate, 3 leader
+//    512   f64 [64] durableIndex           log-writer     (index, term) of the last durable
+//    520   f64 [65] durableTerm            log-writer     entry, published with writerDoneSeq
+//    640   f64 [80] appliedIndex           fsm            last entry the state machine applied
+//    768   f64 [96] term                   coordinator    current term
+//    776   f64 [97] commitIndex            coordinator    highest committed index
+//   1024   per peer p, 16 bytes each:
+//          f64 [128 + 2p] matchIndex       coordinator    highest index known replicated on p
+//          f64 [129 + 2p] lastAckMs        coordinator    performance.now() of p's last reply
+//
+// Each writer's slots sit on their own 128-byte line so that one thread's hot stores
+// never invalidate another's (the same reason as the ring's header).
+
+/** 'CTRL' in ASCII, little-endian. */
+export const CONTROL_MAGIC = 0x4c525443;
+export const CONTROL_SLOT_MAGIC = 0;
+export const CONTROL_SLOT_PEER_SLOTS = 1;
+export const CONTROL_SLOT_WRITER_DONE_SEQ = 32;
+export const CONTROL_SLOT_WRITER_RELEASED_POS = 33;
+export const CONTROL_SLOT_WRITER_FAILED = 34;
+export const CONTROL_SLOT_FSM_RELEASED_POS = 64;
+export const CONTROL_SLOT_WINDOW_RECLAIMED_POS = 96;
+export const CONTROL_SLOT_ROLE = 97;
+export const CONTROL_F64_DURABLE_INDEX = 64;
+export const CONTROL_F64_DURABLE_TERM = 65;
+export const CONTROL_F64_APPLIED_INDEX = 80;
+export const CONTROL_F64_TERM = 96;
+export const CONTROL_F64_COMMIT_INDEX = 97;
+/** First Float64 slot of the per-peer lines: two slots (match index, last ack) per peer. */
+export const CONTROL_F64_PEER_BASE = 128;
+/** Bytes before the per-peer lines. */
+export const CONTROL_FIXED_BYTES = 1024;
+
+/** Bytes of a control block with `peerSlots` per-peer lines. */
+export function controlBlockBytes(peerSlots: number): number {
+  return CONTROL_FIXED_BYTES + peerSlots * 16;
+}
+
+// ================================================================== log window
+//
+// The encoded recent entries, written once by the coordinator and read by the
+// log-writer, the replicators and the fsm (DESIGN.md). It is a byte ring of stored
+// entry records (the format above), capacity a power of two, addressed by free-running
+// u32 positions like the rings (offset = position & (capacity - 1)).
+//
+//   offset 0                                                       capacity
+//   | ...reclaimed... | rec i | rec i+1 | ... | rec j | free | pad |
+//                     ^ reclaimedPos                  ^ writePos
+//
+// - A record never wraps: if it does not fit before the end of the data area the
+//   writer skips to offset 0 and the skipped bytes ("pad") are simply never referred to.
+// - Nobody reads the window by index. The coordinator sends each consumer explicit
+//   (position, byte length) regions, each contiguous, in its ring frames, so a truncated
+//   and rewritten suffix lands at new positions and a consumer still holding an older
+//   region reads the bytes it was promised.
+// - Bytes are overwritten only behind `windowReclaimedPos` (control block), which the
+//   coordinator moves up to the older of `writerReleasedPos` and `fsmReleasedPos`: the
+//   log-writer and the fsm never see their regions reclaimed. A replicator has no hold:
+//   it copies its regions, then checks that the reclaimed position has not passed them,
+//   and drops the message if it has (Raft resends).
+// - Entries that do not fit (the window is full of unapplied entries, or they are older
+//   than the window) travel inline in the ring frame instead: slower, never stuck.
+
+// ================================================================== ring frames
+//
+// Every ring frame starts with a one-byte kind. Entry-carrying frames name their
+// records either as a window region or inline, after a common 40-byte header:
+//
+//   0      1        2         3     4             8             16            24
+//   +------+--------+---------+-----+-------------+-------------+-------------+
+//   | kind | source | flags   | 0   | recordCount | firstIndex  | lastIndex   |
+//   | u8   | u8     | u8      | u8  | u32         | u64         | u64         |
+//   +------+--------+---------+-----+-------------+-------------+-------------+
+//   24            32          36          40
+//   +-------------+-----------+-----------+---------------------------------+
+//   | lastTerm    | windowPos | byteLength| inline records (source=inline)  |
+//   | u64         | u32       | u32       | byteLength bytes                |
+//   +-------------+-----------+-----------+---------------------------------+
+
+/** Where an entry-carrying frame's records are. */
+export enum RecordSource {
+  /** In the log window at `windowPos`, `byteLength` bytes, contiguous. */
+  Window = 0,
+  /** Right after the header, in the frame itself. */
+  Inline = 1,
+}
+export const ENTRIES_KIND_OFFSET = 0;
+export const ENTRIES_SOURCE_OFFSET = 1;
+export const ENTRIES_FLAGS_OFFSET = 2;
+export const ENTRIES_RECORD_COUNT_OFFSET = 4;
+export const ENTRIES_FIRST_INDEX_OFFSET = 8;
+export const ENTRIES_LAST_INDEX_OFFSET = 16;
+export const ENTRIES_LAST_TERM_OFFSET = 24;
+export const ENTRIES_WINDOW_POS_OFFSET = 32;
+export const ENTRIES_BYTE_LENGTH_OFFSET = 36;
+export const ENTRIES_HEADER_BYTES = 40;
+/** fsm ENTRIES flag: the coordinator waits on a result for some of these entries. */
+export const ENTRIES_FLAG_WANT_RESULTS = 0x01;
+
+// ------------------------------------------------------------ coordinator -> log-writer
+
+/** Frames on the log-writer's ring. The numbers are private to one build. */
+export enum WriterFrame {
+  /**
+   * Records to append (the common header). A first index at or below the writer's last
+   * index truncates the conflicting suffix first (Raft §5.3).
+   */
+  Entries = 1,
+  /** `[kind u8][0 u8 x3][term u64][voteBytes u8][vote UTF-8]`: replace `raft_meta`. */
+  HardState = 2,
+  /**
+   * `[kind u8][0 u8 x3][seq u32]`: once everything before it is durable, publish `seq` as
+   * `writerDoneSeq`. One barrier per append work item; the writer syncs once for all the
+   * barriers it finds ready (group commit).
+   */
+  Barrier = 3,
+}
+export const HARD_STATE_TERM_OFFSET = 4;
+export const HARD_STATE_VOTE_OFFSET = 12;
+export const BARRIER_SEQ_OFFSET = 4;
+export const BARRIER_FRAME_BYTES = 8;
+
+// ------------------------------------------------------------ coordinator -> fsm
+
+/** Frames on the fsm's ring. */
+export enum FsmFrame {
+  /** Committed records to apply in order (the common header; flags: ENTRIES_FLAG_WANT_RESULTS). */
+  Entries = 1,
+  /** `[kind u8][0 x3][requestId u32][query: value-codec bytes]`: run `query()` now. */
+  Query = 2,
+  /**
+   * `[kind u8][event u8][0 x2][jsonBytes u32][JSON]`: a role or configuration event for the
+   * state machine's callbacks, ordered with the applies around it. Rare, so JSON.
+   */
+  Event = 3,
+}
+export const FSM_QUERY_ID_OFFSET = 4;
+export const FSM_QUERY_BODY_OFFSET = 8;
+export const FSM_EVENT_TYPE_OFFSET = 1;
+export const FSM_EVENT_JSON_BYTES_OFFSET = 4;
+export const FSM_EVENT_BODY_OFFSET = 8;
+
+/** The callbacks an Event frame triggers. */
+export enum FsmEvent {
+  LeaderStart = 1,
+  LeaderStop = 2,
+  StartFollowing = 3,
+  StopFollowing = 4,
+  ConfigurationCommitted = 5,
+}
+
+// ------------------------------------------------------------ fsm -> coordinator
+
+/** Frames on the fsm's result ring. */
+export enum ResultFrame {
+  /** `[kind u8][0 x7][index u64][term u64][result: value-codec bytes]`: one entry's result. */
+  Value = 1,
+  /** `[kind u8][0 x3][releasedPos u32][appliedIndex u64]`: everything up to here is applied. */
+  Applied = 2,
+  /** `[kind u8][ok u8][0 x2][requestId u32][value-codec bytes, or UTF-8 error message]`. */
+  Query = 3,
+  /** `[kind u8][0 x7][failedIndex u64][UTF-8 JSON {code, message}]`: onApply threw; applying stopped. */
+  Failed = 4,
+}
+export const RESULT_INDEX_OFFSET = 8;
+export const RESULT_TERM_OFFSET = 16;
+export const RESULT_VALUE_BODY_OFFSET = 24;
+export const RESULT_APPLIED_POS_OFFSET = 4;
+export const RESULT_APPLIED_INDEX_OFFSET = 8;
+export const RESULT_APPLIED_FRAME_BYTES = 16;
+export const RESULT_QUERY_OK_OFFSET = 1;
+export const RESULT_QUERY_ID_OFFSET = 4;
+export const RESULT_QUERY_BODY_OFFSET = 8;
+export const RESULT_FAILED_BODY_OFFSET = 16;
+
+// ------------------------------------------------------------ coordinator -> replicator
+
+/** Frames on a replicator's ring. */
+export enum ReplicatorFrame {
+  /** `[kind u8][0 x3][wire frames...]`: complete wire frames, sent as they are. */
+  Wire = 1,
+  /**
+   * `[kind u8][0 x3][headBytes u32][windowPos u32][byteLength u32][head]`: a RAFT_MESSAGE
+   * whose head (frame header, fixed part, ids) is here and whose records are one window
+   * region. The replicator copies head and region into its socket buffer, then checks
+   * the region was not reclaimed meanwhile.
+   */
+  WindowMessage = 2,
+}
+export const REPLICATOR_WIRE_BODY_OFFSET = 4;
+export const REPLICATOR_HEAD_BYTES_OFFSET = 4;
+export const REPLICATOR_WINDOW_POS_OFFSET = 8;
+export const REPLICATOR_BYTE_LENGTH_OFFSET = 12;
+export const REPLICATOR_HEAD_OFFSET = 16;

@@ -258,12 +258,13 @@ const COUNTER_CONSUMER_SLEEPS = 114; // byte 912
  */
 const SMALL_COPY_BYTES = 12;
 
-type WaitAsyncResult =
+/** What `Atomics.waitAsync` returns. */
+export type WaitAsyncResult =
   | { async: false; value: 'not-equal' | 'timed-out' }
   | { async: true; value: Promise<'ok' | 'timed-out'> };
 
 // `Atomics.waitAsync` is in Node since 16, but in TypeScript's lib only from ES2024.
-const atomicsWaitAsync = (
+export const atomicsWaitAsync = (
   Atomics as unknown as {
     waitAsync: (array: Int32Array, index: number, value: number, timeoutMs?: number) => WaitAsyncResult;
   }

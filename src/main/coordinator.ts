@@ -1,0 +1,996 @@
+/**
+ * The coordinator (DESIGN.md, "Threads of one node"): the main thread's half of a node.
+ * It drives the pure `RaftCore`, owns the timers, batches proposals, writes each new
+ * entry once into the log window and hands the workers what the core asks for:
+ *
+ *   core.ready() ──► messages ──────────────► replicator rings ──► peers
+ *                ├─► append (entries, term/vote) ─► log-writer ring ─┐
+ *                │      durable (control block, waitAsync) ◄─────────┘
+ *                │      └─► persisted(), then the messages that waited for it
+ *                └─► apply (committed entries) ──► fsm ring ──► result ring ─┐
+ *                       results resolve apply() callers; reads run after ◄───┘
+ *
+ * It never blocks: every wait is an `Atomics.waitAsync` or a socket event.
+ */
+
+import { randomInt } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import { ProposalDropped } from '../raft/errors.js';
+import { type Message, MessageType } from '../raft/messages.js';
+import { type AppendWork, type ApplyWork, RaftCore, type Ready, type SoftState } from '../raft/raft-core.js';
+import { Rng } from '../raft/rng.js';
+import { bootstrapSnapshot, MemoryStorage } from '../raft/storage.js';
+import { type Entry, EntryType, type Index, NO_NODE, type NodeId, Role, type Term } from '../raft/types.js';
+import { formatHostPort, type PeerSpec } from '../shared/address.js';
+import { ControlBlock, posDiff } from '../shared/control-block.js';
+import { encodedEntryBytes, encodeEntry, readU32, readU64, writeU32, writeU64 } from '../shared/entry-codec.js';
+import { LogWindowWriter } from '../shared/log-window.js';
+import {
+  type DecodedRaftMessageFrame,
+  encodeRaftMessageFrame,
+  encodeRaftMessageHead,
+  OutBuffer,
+} from '../shared/message-codec.js';
+import {
+  BARRIER_FRAME_BYTES,
+  BARRIER_SEQ_OFFSET,
+  ENTRIES_FLAG_WANT_RESULTS,
+  ENTRIES_HEADER_BYTES,
+  FSM_EVENT_BODY_OFFSET,
+  FSM_EVENT_JSON_BYTES_OFFSET,
+  FSM_EVENT_TYPE_OFFSET,
+  FSM_QUERY_BODY_OFFSET,
+  FSM_QUERY_ID_OFFSET,
+  FsmEvent,
+  FsmFrame,
+  HARD_STATE_TERM_OFFSET,
+  HARD_STATE_VOTE_OFFSET,
+  REPLICATOR_BYTE_LENGTH_OFFSET,
+  REPLICATOR_HEAD_BYTES_OFFSET,
+  REPLICATOR_HEAD_OFFSET,
+  REPLICATOR_WINDOW_POS_OFFSET,
+  RecordSource,
+  ReplicatorFrame,
+  RESULT_APPLIED_INDEX_OFFSET,
+  RESULT_FAILED_BODY_OFFSET,
+  RESULT_INDEX_OFFSET,
+  RESULT_QUERY_BODY_OFFSET,
+  RESULT_QUERY_ID_OFFSET,
+  RESULT_QUERY_OK_OFFSET,
+  RESULT_TERM_OFFSET,
+  RESULT_VALUE_BODY_OFFSET,
+  ResultFrame,
+  WriterFrame,
+  CONTROL_SLOT_WRITER_DONE_SEQ,
+} from '../shared/protocol.js';
+import { atomicsWaitAsync, createRingBuffer, RingConsumer } from '../shared/ring.js';
+import { decodeRecords, fromUtf8, utf8, writeEntriesHeader } from '../shared/thread-codec.js';
+import { decodeValue, encodeValue } from '../shared/value-codec.js';
+import type { LogWriterData, LogWriterRecovered } from '../workers/log-writer/worker.js';
+import type { ReplicatorData, ReplicatorEvent } from '../workers/replicator/worker.js';
+import type { FsmData } from '../workers/fsm/worker.js';
+import type { ErrorRecord } from '../workers/worker-support.js';
+import { dataDirPaths } from './data-dir.js';
+import {
+  BusyError,
+  NotLeaderError,
+  ProposalRejectedError,
+  RaftError,
+  ShutdownError,
+  StateMachineError,
+  StorageError,
+  TimeoutError,
+  UnavailableError,
+} from './errors.js';
+import type { ResolvedOptions } from './options.js';
+import { PeerServer } from './peer-server.js';
+import { RingOutbox } from './ring-outbox.js';
+import type { Value } from './state-machine.js';
+
+const WRITER_RING_BYTES = 16 * 1024 * 1024;
+const FSM_RING_BYTES = 16 * 1024 * 1024;
+const RESULT_RING_BYTES = 16 * 1024 * 1024;
+const REPLICATOR_RING_BYTES = 8 * 1024 * 1024;
+/** Inline record runs are cut at this size so a frame always fits its ring. */
+const MAX_INLINE_RUN_BYTES = 2 * 1024 * 1024;
+/** Per-peer lines in the control block (peers added later take free lines). */
+const PEER_SLOTS = 64;
+
+interface Waiter {
+  readonly term: Term;
+  readonly resolve: (v: Value) => void;
+  readonly reject: (e: Error) => void;
+  readonly deadlineMs: number;
+}
+
+interface Proposal {
+  readonly data: Uint8Array;
+  readonly resolve: (v: Value) => void;
+  readonly reject: (e: Error) => void;
+  readonly deadlineMs: number;
+}
+
+interface PendingRead {
+  readonly query: Value;
+  readonly resolve: (v: Value) => void;
+  readonly reject: (e: Error) => void;
+  readonly deadlineMs: number;
+  /** The read index once known; -1 until the core answers. */
+  index: Index;
+}
+
+interface Peer {
+  readonly spec: PeerSpec;
+  readonly slot: number;
+  readonly outbox: RingOutbox;
+  readonly worker: Worker;
+  connected: boolean;
+}
+
+/** Consistency of a read (DESIGN.md, "Reads"). */
+export type ReadConsistency = 'linearizable' | 'lease' | 'stale';
+
+/** What `status()` reports. */
+export interface NodeStatus {
+  readonly id: NodeId;
+  readonly role: Role;
+  readonly term: Term;
+  readonly leader: NodeId | null;
+  readonly commitIndex: Index;
+  readonly appliedIndex: Index;
+  readonly lastIndex: Index;
+  readonly durableIndex: Index;
+  readonly voters: readonly NodeId[];
+  readonly learners: readonly NodeId[];
+  readonly peers: readonly { id: NodeId; address: string; connected: boolean; matchIndex: Index; lastAckAgoMs: number | null }[];
+  readonly pendingApplies: number;
+  readonly logWindow: { usedBytes: number; capacityBytes: number; overflowEntries: number };
+  readonly stateMachineError: string | null;
+}
+
+/** The main thread's half of a node. Events: 'role', 'leaderStart', 'leaderStop', 'leaderChange', 'error'. */
+export class Coordinator extends EventEmitter {
+  readonly opts: ResolvedOptions;
+  private readonly log: Logger;
+  private core!: RaftCore;
+  private storage!: MemoryStorage;
+  private readonly control = ControlBlock.create(PEER_SLOTS);
+  private readonly window: LogWindowWriter;
+  private readonly writerOutbox: RingOutbox;
+  private readonly fsmOutbox: RingOutbox;
+  private readonly results: RingConsumer;
+  private readonly writerRing: SharedArrayBuffer;
+  private readonly fsmRing: SharedArrayBuffer;
+  private readonly resultRing: SharedArrayBuffer;
+  private writer!: Worker;
+  private fsm!: Worker;
+  private server!: PeerServer;
+  private readonly peers = new Map<NodeId, Peer>();
+  private readonly scratch = new OutBuffer(64 * 1024);
+
+  private readonly proposals: Proposal[] = [];
+  private readonly waiters = new Map<Index, Waiter>();
+  private readonly reads = new Map<number, PendingRead>();
+  private readonly readsAwaitingApply: number[] = [];
+  private readSeq = 0;
+
+  private appendSeq = 0;
+  private readonly pendingAppends: { seq: number; work: AppendWork }[] = [];
+  private appliedIndex: Index = 0;
+  private readonly handoff = { pos: 0, byteLength: 0, last: 0 };
+
+  private tickTimer: NodeJS.Timeout | null = null;
+  private ticksDone = 0;
+  private tickOriginMs = 0;
+  private readonly tickMs: number;
+  private readyScheduled = false;
+  private stopped = false;
+  private fatal: RaftError | null = null;
+  private stateMachineError: string | null = null;
+  private softState: SoftState = { role: Role.Follower, leader: NO_NODE };
+  private lastTerm: Term = 0;
+  private listenAddress = '';
+
+  constructor(opts: ResolvedOptions, logger: Logger) {
+    super();
+    this.opts = opts;
+    this.log = logger;
+    this.tickMs = opts.heartbeatIntervalMs;
+    this.window = new LogWindowWriter(opts.logWindowBytes);
+    this.writerRing = createRingBuffer(WRITER_RING_BYTES);
+    this.fsmRing = createRingBuffer(FSM_RING_BYTES);
+    this.resultRing = createRingBuffer(RESULT_RING_BYTES);
+    this.writerOutbox = new RingOutbox(this.writerRing);
+    this.fsmOutbox = new RingOutbox(this.fsmRing);
+    this.results = new RingConsumer(this.resultRing);
+  }
+
+  /** The address the peer server listens on. */
+  get address(): string {
+    return this.listenAddress;
+  }
+
+  // ================================================================ start
+
+  async start(): Promise<void> {
+    const o = this.opts;
+    const paths = dataDirPaths(o.dataDir);
+    const writerData: LogWriterData = {
+      dataDir: o.dataDir,
+      logDir: paths.log,
+      segmentBytes: o.segmentBytes,
+      sync: o.sync,
+      ring: this.writerRing,
+      control: this.control.buffer,
+      window: this.window.buffer,
+      logLevel: o.logLevel,
+      nodeId: o.id,
+    };
+    this.writer = new Worker(new URL('../workers/log-writer/worker.js', import.meta.url), { workerData: writerData });
+    const recovered = await firstMessage<LogWriterRecovered>(this.writer, 'recovered', 'log-writer');
+    this.writer.on('message', (m: { type: string; error?: ErrorRecord }) => {
+      if (m.type === 'error' && m.error) this.fail(new StorageError(`log-writer: ${m.error.message}`));
+    });
+    this.writer.on('error', (err) => this.fail(new StorageError(`log-writer crashed: ${err.message}`)));
+
+    const voters = o.peers.map((p) => p.id);
+    this.storage = new MemoryStorage(bootstrapSnapshot(voters));
+    if (recovered.hardState) this.storage.setHardState(recovered.hardState);
+    if (recovered.entryCount > 0) {
+      const first = this.storage.snapshot().index + 1;
+      if (recovered.firstIndex !== first) {
+        throw new StorageError(`the log starts at index ${recovered.firstIndex}, expected ${first}`);
+      }
+      this.storage.append(decodeRecords(recovered.records, recovered.entryCount, []));
+    }
+    this.core = new RaftCore({
+      id: o.id,
+      storage: this.storage,
+      rng: new Rng(randomInt(1, 2 ** 31)),
+      electionTicks: Math.max(3, Math.round(o.electionTimeoutMs / this.tickMs)),
+      heartbeatTicks: 1,
+      maxSizePerMsgBytes: o.maxAppendBytes,
+      maxInflightMsgs: o.maxInflightAppends,
+    });
+    this.lastTerm = this.core.term;
+    this.log.info(
+      { term: this.core.term, vote: this.core.vote, lastIndex: recovered.lastIndex, entries: recovered.entryCount },
+      'node recovered',
+    );
+
+    const fsmData: FsmData = {
+      nodeId: o.id,
+      dataDir: o.dataDir,
+      stateMachine: o.stateMachine,
+      stateMachineOptions: o.stateMachineOptions,
+      ring: this.fsmRing,
+      results: this.resultRing,
+      control: this.control.buffer,
+      window: this.window.buffer,
+      logLevel: o.logLevel,
+    };
+    this.fsm = new Worker(new URL('../workers/fsm/worker.js', import.meta.url), { workerData: fsmData });
+    try {
+      await firstMessage(this.fsm, 'ready', 'fsm');
+    } catch (err) {
+      await this.writerOutbox.close();
+      await this.writer.terminate();
+      throw err;
+    }
+    this.fsm.on('error', (err) => this.fail(new StateMachineError(`fsm thread crashed: ${err.message}`)));
+
+    this.server = new PeerServer({
+      host: o.listen.host,
+      port: o.listen.port,
+      clusterId: o.clusterId,
+      nodeId: o.id,
+      logger: this.log,
+      onMessage: (frame) => this.onPeerMessage(frame),
+    });
+    const bound = await this.server.listen();
+    this.listenAddress = formatHostPort(bound);
+
+    let slot = 0;
+    for (const spec of o.peers) {
+      if (spec.id === o.id) continue;
+      this.addPeer(spec, slot++);
+    }
+    void this.watchWriter();
+    void this.watchResults();
+    this.tickOriginMs = performance.now();
+    this.tickTimer = setInterval(() => this.catchUpTicks(), this.tickMs);
+    this.log.info({ listen: this.listenAddress, peers: o.peers.length }, 'node started');
+    this.scheduleReady();
+  }
+
+  private addPeer(spec: PeerSpec, slot: number): void {
+    const ring = createRingBuffer(REPLICATOR_RING_BYTES);
+    const data: ReplicatorData = {
+      nodeId: this.opts.id,
+      peerId: spec.id,
+      host: spec.host,
+      port: spec.port,
+      clusterId: this.opts.clusterId,
+      ring,
+      control: this.control.buffer,
+      window: this.window.buffer,
+      logLevel: this.opts.logLevel,
+    };
+    const worker = new Worker(new URL('../workers/replicator/worker.js', import.meta.url), { workerData: data });
+    const peer: Peer = { spec, slot, outbox: new RingOutbox(ring), worker, connected: false };
+    worker.on('message', (m: ReplicatorEvent | { type: 'error'; error: ErrorRecord }) => {
+      if (m.type === 'link') {
+        peer.connected = m.connected;
+        this.log.info({ peer: spec.id, connected: m.connected, dropped: m.dropped }, m.connected ? 'peer connected' : 'peer disconnected');
+        if (!m.connected && this.core) {
+          this.core.reportUnreachable(spec.id);
+          this.scheduleReady();
+        }
+      } else if (m.type === 'error') {
+        this.log.error({ peer: spec.id, error: m.error }, 'replicator failed');
+      }
+    });
+    worker.on('error', (err) => this.log.error({ peer: spec.id, err }, 'replicator crashed'));
+    this.peers.set(spec.id, peer);
+  }
+
+  // ================================================================ API
+
+  /** Proposes `data`; resolves with the state machine's result once applied. */
+  apply(data: Uint8Array): Promise<Value> {
+    const refusal = this.refuseWrite();
+    if (refusal) return Promise.reject(refusal);
+    if (this.proposals.length + this.waiters.size >= this.opts.maxPendingApplies) {
+      return Promise.reject(new BusyError(`${this.opts.maxPendingApplies} applies are already waiting`));
+    }
+    return new Promise<Value>((resolve, reject) => {
+      this.proposals.push({ data, resolve, reject, deadlineMs: performance.now() + this.opts.requestTimeoutMs });
+      this.scheduleReady();
+    });
+  }
+
+  /** Runs `query` against the state machine at the asked consistency. */
+  read(query: Value, consistency: ReadConsistency): Promise<Value> {
+    if (this.stopped) return Promise.reject(new ShutdownError());
+    if (this.fatal) return Promise.reject(this.fatal);
+    return new Promise<Value>((resolve, reject) => {
+      const ctx = this.nextReadId();
+      const read: PendingRead = {
+        query,
+        resolve,
+        reject,
+        deadlineMs: performance.now() + this.opts.requestTimeoutMs,
+        index: -1,
+      };
+      this.reads.set(ctx, read);
+      if (consistency === 'stale') {
+        read.index = 0;
+        this.sendQuery(ctx, read);
+        return;
+      }
+      // A lease is only as good as the clock that counts it: catch up first.
+      this.catchUpTicks();
+      this.core.readIndex(ctx, consistency === 'lease');
+      this.scheduleReady();
+    });
+  }
+
+  /** Asks the leader to hand over to `target`. */
+  transferLeadership(target: NodeId): boolean {
+    const ok = this.core.transferLeadership(target);
+    this.scheduleReady();
+    return ok;
+  }
+
+  status(): NodeStatus {
+    const s = this.core.status();
+    const now = performance.now();
+    return {
+      id: s.id,
+      role: s.role,
+      term: s.term,
+      leader: s.leader === NO_NODE ? null : s.leader,
+      commitIndex: s.committed,
+      appliedIndex: this.appliedIndex,
+      lastIndex: s.lastIndex,
+      durableIndex: this.control.durableIndex,
+      voters: [...s.conf.voters],
+      learners: [...s.conf.learners],
+      peers: [...this.peers.values()].map((p) => {
+        const ack = this.control.peerLastAckMs(p.slot);
+        return {
+          id: p.spec.id,
+          address: formatHostPort(p.spec),
+          connected: p.connected,
+          matchIndex: s.progress.get(p.spec.id)?.match ?? this.control.peerMatchIndex(p.slot),
+          lastAckAgoMs: ack > 0 ? Math.round(now - ack) : null,
+        };
+      }),
+      pendingApplies: this.proposals.length + this.waiters.size,
+      logWindow: {
+        usedBytes: this.window.usedBytes,
+        capacityBytes: this.window.capacityBytes,
+        overflowEntries: this.window.overflowEntries,
+      },
+      stateMachineError: this.stateMachineError,
+    };
+  }
+
+  private refuseWrite(): RaftError | null {
+    if (this.stopped) return new ShutdownError();
+    if (this.fatal) return this.fatal;
+    if (this.stateMachineError) return new StateMachineError(this.stateMachineError);
+    if (this.core.role !== Role.Leader) return this.notLeader();
+    return null;
+  }
+
+  private notLeader(detail?: string): NotLeaderError {
+    const lead = this.core.lead;
+    if (lead === NO_NODE) return new NotLeaderError(null, null, detail);
+    const spec = this.opts.peers.find((p) => p.id === lead);
+    return new NotLeaderError(lead, spec ? formatHostPort(spec) : null, detail);
+  }
+
+  private nextReadId(): number {
+    // Read ids travel as u32 in query frames and as the core's read context.
+    this.readSeq = this.readSeq >= 0xffff_fff0 ? 1 : this.readSeq + 1;
+    return this.readSeq;
+  }
+
+  // ================================================================ the Ready loop
+
+  private scheduleReady(): void {
+    if (this.readyScheduled || this.stopped) return;
+    this.readyScheduled = true;
+    // setImmediate, not a microtask: every request that arrives in this turn of the event
+    // loop (API calls, socket reads) joins the same batch.
+    setImmediate(() => {
+      this.readyScheduled = false;
+      this.processReady();
+    });
+  }
+
+  private processReady(): void {
+    if (this.stopped || this.fatal) return;
+    if (this.proposals.length > 0) this.proposeBatch();
+    while (this.core.hasReady()) this.handleReady(this.core.ready());
+    // Publish every ring once per turn: frames staged outside a Ready (the messages that
+    // waited for a durable write) must not wait for the next one.
+    this.flushRings();
+    this.publishControl();
+  }
+
+  private proposeBatch(): void {
+    const term = this.core.term;
+    for (const p of this.proposals) {
+      const index = this.core.propose(p.data);
+      if (index < 0) {
+        p.reject(
+          index === ProposalDropped.NotLeader
+            ? this.notLeader()
+            : new ProposalRejectedError(`proposal dropped: ${ProposalDropped[index] ?? index}`),
+        );
+        continue;
+      }
+      this.waiters.set(index, { term, resolve: p.resolve, reject: p.reject, deadlineMs: p.deadlineMs });
+    }
+    this.proposals.length = 0;
+  }
+
+  private handleReady(rd: Ready): void {
+    if (rd.softState) this.onSoftState(rd.softState);
+    if (this.core.term !== this.lastTerm) {
+      this.log.info({ term: this.core.term, from: this.lastTerm }, 'term changed');
+      this.lastTerm = this.core.term;
+    }
+    for (const m of rd.messages) this.send(m);
+    if (rd.append) this.handleAppend(rd.append);
+    if (rd.apply) this.handleApply(rd.apply);
+    for (const rs of rd.readStates) {
+      const read = this.reads.get(rs.context);
+      if (!read) continue;
+      read.index = rs.index;
+      if (rs.index <= this.appliedIndex) this.sendQuery(rs.context, read);
+      else this.readsAwaitingApply.push(rs.context);
+    }
+    for (const ctx of rd.droppedReads) {
+      const read = this.reads.get(ctx);
+      if (!read) continue;
+      this.reads.delete(ctx);
+      read.reject(new UnavailableError('the read could not be confirmed by a leader; retry'));
+    }
+  }
+
+  private onSoftState(ss: SoftState): void {
+    const prev = this.softState;
+    this.softState = ss;
+    if (prev.role !== ss.role) {
+      this.log.info({ role: ss.role, from: prev.role, term: this.core.term }, 'role changed');
+      this.emit('role', ss.role, this.core.term);
+    }
+    if (prev.leader !== ss.leader) {
+      this.log.info({ leader: ss.leader || null, term: this.core.term }, 'leader changed');
+      this.emit('leaderChange', ss.leader || null, this.core.term);
+    }
+    const wasLeader = prev.role === Role.Leader;
+    const isLeader = ss.role === Role.Leader;
+    if (!wasLeader && isLeader) {
+      this.fsmEvent(FsmEvent.LeaderStart, { term: this.core.term });
+      this.emit('leaderStart', this.core.term);
+    } else if (wasLeader && !isLeader) {
+      this.fsmEvent(FsmEvent.LeaderStop, { code: 'ERR_RAFT_NOT_LEADER', message: `stepped down in term ${this.core.term}` });
+      this.emit('leaderStop', this.core.term);
+    }
+    if (prev.leader !== ss.leader) {
+      if (prev.leader !== NO_NODE && prev.leader !== this.opts.id) {
+        this.fsmEvent(FsmEvent.StopFollowing, { leaderId: prev.leader, term: this.core.term });
+      }
+      if (ss.leader !== NO_NODE && ss.leader !== this.opts.id) {
+        this.fsmEvent(FsmEvent.StartFollowing, { leaderId: ss.leader, term: this.core.term });
+      }
+    }
+    this.control.role = roleCode(ss.role);
+  }
+
+  // ---------------------------------------------------------------- messages
+
+  private send(m: Message): void {
+    if (m.to === this.opts.id) {
+      this.core.step(m);
+      return;
+    }
+    const peer = this.peers.get(m.to);
+    if (!peer) return;
+    const s = this.scratch;
+    s.clear();
+    const n = m.entries.length;
+    if (n > 0 && this.window.has((m.entries[0] as Entry).index)) {
+      const lo = (m.entries[0] as Entry).index;
+      const hi = (m.entries[n - 1] as Entry).index;
+      this.window.run(lo, hi, this.handoff);
+      if (this.handoff.last === hi) {
+        // The entries are one contiguous window region: send the head only; the
+        // replicator copies the records from shared memory.
+        s.append(REPLICATOR_HEAD_OFFSET);
+        const headBytes = encodeRaftMessageHead(s, m, this.handoff.byteLength, n);
+        const b = s.bytes;
+        b.fill(0, 0, REPLICATOR_HEAD_OFFSET);
+        b[0] = ReplicatorFrame.WindowMessage;
+        writeU32(b, REPLICATOR_HEAD_BYTES_OFFSET, headBytes);
+        writeU32(b, REPLICATOR_WINDOW_POS_OFFSET, this.handoff.pos);
+        writeU32(b, REPLICATOR_BYTE_LENGTH_OFFSET, this.handoff.byteLength);
+        peer.outbox.write(s.view());
+        return;
+      }
+    }
+    s.append(4);
+    s.bytes.fill(0, 0, 4);
+    s.bytes[0] = ReplicatorFrame.Wire;
+    encodeRaftMessageFrame(s, m);
+    peer.outbox.write(s.view());
+  }
+
+  private onPeerMessage(frame: DecodedRaftMessageFrame): void {
+    if (this.stopped || this.fatal) return;
+    const m = frame.message;
+    const peer = this.peers.get(m.from);
+    if (peer && (m.type === MessageType.MsgAppResp || m.type === MessageType.MsgHeartbeatResp)) {
+      this.control.setPeer(peer.slot, m.reject ? this.control.peerMatchIndex(peer.slot) : m.index, performance.now());
+    }
+    this.core.step(m);
+    this.scheduleReady();
+  }
+
+  // ---------------------------------------------------------------- the log-writer
+
+  private handleAppend(work: AppendWork): void {
+    if (work.snapshot) {
+      this.fail(new StorageError('installing a snapshot from the leader is not supported yet'));
+      return;
+    }
+    const out = this.writerOutbox;
+    this.forEachRun(work.entries, true, WriterFrame.Entries, 0, out);
+    if (work.hardState) {
+      const vote = utf8(work.hardState.vote);
+      const f = out.reserve(HARD_STATE_VOTE_OFFSET + 1 + vote.byteLength);
+      f.fill(0, 0, HARD_STATE_VOTE_OFFSET);
+      f[0] = WriterFrame.HardState;
+      writeU64(f, HARD_STATE_TERM_OFFSET, work.hardState.term);
+      f[HARD_STATE_VOTE_OFFSET] = vote.byteLength;
+      f.set(vote, HARD_STATE_VOTE_OFFSET + 1);
+      out.commit();
+    }
+    const seq = ++this.appendSeq;
+    const f = out.reserve(BARRIER_FRAME_BYTES);
+    f.fill(0);
+    f[0] = WriterFrame.Barrier;
+    writeU32(f, BARRIER_SEQ_OFFSET, seq);
+    out.commit();
+    this.pendingAppends.push({ seq, work });
+  }
+
+  /**
+   * Hands `entries` to a worker as frames of `kind`: runs that are one contiguous window
+   * region go by reference, the rest inline. With `writeWindow` the entries are first
+   * written into the window (new entries: the only place an entry is ever encoded).
+   */
+  private forEachRun(entries: readonly Entry[], writeWindow: boolean, kind: number, flags: number, out: RingOutbox): void {
+    let i = 0;
+    const n = entries.length;
+    if (writeWindow) for (const e of entries) this.window.append(e);
+    while (i < n) {
+      const first = entries[i] as Entry;
+      if (this.window.has(first.index)) {
+        this.window.run(first.index, (entries[n - 1] as Entry).index, this.handoff);
+        const count = this.handoff.last - first.index + 1;
+        const last = entries[i + count - 1] as Entry;
+        const f = out.reserve(ENTRIES_HEADER_BYTES);
+        writeEntriesHeader(f, 0, {
+          kind,
+          source: RecordSource.Window,
+          flags,
+          recordCount: count,
+          firstIndex: first.index,
+          lastIndex: last.index,
+          lastTerm: last.term,
+          windowPos: this.handoff.pos,
+          byteLength: this.handoff.byteLength,
+        });
+        out.commit();
+        i += count;
+        continue;
+      }
+      // Not in the window: inline, up to the next entry that is (or a size cap).
+      let j = i;
+      let bytes = 0;
+      while (j < n && !this.window.has((entries[j] as Entry).index) && (j === i || bytes < MAX_INLINE_RUN_BYTES)) {
+        bytes += encodedEntryBytes(entries[j] as Entry);
+        j++;
+      }
+      const last = entries[j - 1] as Entry;
+      const f = out.reserve(ENTRIES_HEADER_BYTES + bytes);
+      writeEntriesHeader(f, 0, {
+        kind,
+        source: RecordSource.Inline,
+        flags,
+        recordCount: j - i,
+        firstIndex: first.index,
+        lastIndex: last.index,
+        lastTerm: last.term,
+        windowPos: 0,
+        byteLength: bytes,
+      });
+      let at = ENTRIES_HEADER_BYTES;
+      for (let k = i; k < j; k++) at += encodeEntry(entries[k] as Entry, f, at);
+      out.commit();
+      i = j;
+    }
+  }
+
+  /** Waits (without blocking) for the log-writer to publish durable barriers. */
+  private async watchWriter(): Promise<void> {
+    let seen = 0;
+    while (!this.stopped && !this.fatal) {
+      const w = atomicsWaitAsync(this.control.i32, CONTROL_SLOT_WRITER_DONE_SEQ, seen);
+      if (w.async) await w.value;
+      if (this.control.writerFailed) {
+        this.fail(new StorageError('the log-writer stopped on a disk error'));
+        return;
+      }
+      const done = this.control.writerDoneSeq;
+      if (done === seen) continue;
+      seen = done;
+      this.onDurable(done);
+    }
+  }
+
+  private onDurable(doneSeq: number): void {
+    if (this.stopped || this.fatal) return;
+    let n = 0;
+    while (n < this.pendingAppends.length && (this.pendingAppends[n] as { seq: number }).seq <= doneSeq) n++;
+    const done = this.pendingAppends.splice(0, n);
+    for (const { work } of done) {
+      this.storage.write(work);
+      this.core.persisted(work);
+      for (const m of work.messages) this.send(m);
+    }
+    this.reclaimWindow();
+    this.processReady();
+  }
+
+  private reclaimWindow(): void {
+    const writerPos = this.control.writerReleasedPos;
+    const fsmPos = this.window.holdFor(this.appliedIndex + 1);
+    // Everything not yet handed to the log-writer is also held: it is past writerPos.
+    const hold = posDiff(writerPos, fsmPos) < 0 ? writerPos : fsmPos;
+    this.control.windowReclaimedPos = this.window.reclaim(hold);
+  }
+
+  // ---------------------------------------------------------------- the fsm
+
+  private handleApply(work: ApplyWork): void {
+    if (work.snapshot) {
+      this.fail(new StateMachineError('loading a snapshot is not supported yet'));
+      return;
+    }
+    const flags = this.waiters.size > 0 ? ENTRIES_FLAG_WANT_RESULTS : 0;
+    this.forEachRun(work.entries, false, FsmFrame.Entries, flags, this.fsmOutbox);
+    for (const e of work.entries) {
+      if (e.type === EntryType.ConfChange) {
+        const conf = this.core.configurationAt(e.index);
+        this.fsmEvent(FsmEvent.ConfigurationCommitted, { voters: [...conf.voters], learners: [...conf.learners] });
+      }
+    }
+  }
+
+  private fsmEvent(event: FsmEvent, arg: object): void {
+    const json = utf8(JSON.stringify(arg));
+    const f = this.fsmOutbox.reserve(FSM_EVENT_BODY_OFFSET + json.byteLength);
+    f.fill(0, 0, FSM_EVENT_BODY_OFFSET);
+    f[0] = FsmFrame.Event;
+    f[FSM_EVENT_TYPE_OFFSET] = event;
+    writeU32(f, FSM_EVENT_JSON_BYTES_OFFSET, json.byteLength);
+    f.set(json, FSM_EVENT_BODY_OFFSET);
+    this.fsmOutbox.commit();
+  }
+
+  private sendQuery(ctx: number, read: PendingRead): void {
+    const s = this.scratch;
+    s.clear();
+    s.append(FSM_QUERY_BODY_OFFSET);
+    s.bytes.fill(0, 0, FSM_QUERY_BODY_OFFSET);
+    s.bytes[0] = FsmFrame.Query;
+    writeU32(s.bytes, FSM_QUERY_ID_OFFSET, ctx);
+    try {
+      encodeValue(read.query, s);
+    } catch (err) {
+      this.reads.delete(ctx);
+      read.reject(err as Error);
+      return;
+    }
+    this.fsmOutbox.write(s.view());
+    this.fsmOutbox.flush();
+  }
+
+  /** Reads the fsm's results as they come. */
+  private async watchResults(): Promise<void> {
+    while (!this.stopped) {
+      const outcome = await this.results.waitForDataAsync();
+      if (this.stopped) return;
+      this.results.drain(this.onResult);
+      this.results.release();
+      if (outcome === 'closed') return;
+      this.afterApplied();
+    }
+  }
+
+  private readonly onResult = (f: Uint8Array): void => {
+    switch (f[0]) {
+      case ResultFrame.Value: {
+        const index = readU64(f, RESULT_INDEX_OFFSET);
+        const w = this.waiters.get(index);
+        if (!w) return;
+        this.waiters.delete(index);
+        if (w.term !== readU64(f, RESULT_TERM_OFFSET)) {
+          w.reject(this.notLeader('the entry was replaced by another leader before it committed'));
+          return;
+        }
+        try {
+          w.resolve(decodeValue(f, RESULT_VALUE_BODY_OFFSET, f.byteLength));
+        } catch (err) {
+          w.reject(err as Error);
+        }
+        return;
+      }
+      case ResultFrame.Applied: {
+        const index = readU64(f, RESULT_APPLIED_INDEX_OFFSET);
+        if (index > this.appliedIndex) this.appliedIndex = index;
+        return;
+      }
+      case ResultFrame.Query: {
+        const id = readU32(f, RESULT_QUERY_ID_OFFSET);
+        const read = this.reads.get(id);
+        if (!read) return;
+        this.reads.delete(id);
+        if (f[RESULT_QUERY_OK_OFFSET] === 1) {
+          try {
+            read.resolve(decodeValue(f, RESULT_QUERY_BODY_OFFSET, f.byteLength));
+          } catch (err) {
+            read.reject(err as Error);
+          }
+        } else {
+          read.reject(new RaftError('ERR_RAFT_QUERY', fromUtf8(f, RESULT_QUERY_BODY_OFFSET)));
+        }
+        return;
+      }
+      case ResultFrame.Failed: {
+        const record = JSON.parse(fromUtf8(f, RESULT_FAILED_BODY_OFFSET)) as ErrorRecord;
+        const index = readU64(f, RESULT_INDEX_OFFSET);
+        this.stateMachineError = `onApply threw at index ${index}: ${record.message}`;
+        this.log.error({ index, error: record }, 'state machine failed: this node stopped applying');
+        const err = new StateMachineError(this.stateMachineError);
+        for (const w of this.waiters.values()) w.reject(err);
+        this.waiters.clear();
+        this.emit('error', err);
+        return;
+      }
+    }
+  };
+
+  private afterApplied(): void {
+    if (this.stopped || this.fatal) return;
+    const applied = this.appliedIndex;
+    if (applied > this.core.log.applied) this.core.applied(applied);
+    // Waiters at or below `applied` that no Value frame answered held a non-command entry
+    // (the index was taken by another leader's no-op or configuration change).
+    for (const [index, w] of this.waiters) {
+      if (index > applied) break;
+      this.waiters.delete(index);
+      w.reject(this.notLeader('the entry was replaced by another leader before it committed'));
+    }
+    if (this.readsAwaitingApply.length > 0) {
+      let keep = 0;
+      for (const ctx of this.readsAwaitingApply) {
+        const read = this.reads.get(ctx);
+        if (!read) continue;
+        if (read.index <= applied) this.sendQuery(ctx, read);
+        else this.readsAwaitingApply[keep++] = ctx;
+      }
+      this.readsAwaitingApply.length = keep;
+    }
+    this.reclaimWindow();
+    this.processReady();
+  }
+
+  // ---------------------------------------------------------------- time
+
+  private catchUpTicks(): void {
+    if (this.stopped || this.fatal) return;
+    const due = Math.floor((performance.now() - this.tickOriginMs) / this.tickMs);
+    if (due <= this.ticksDone) return;
+    while (this.ticksDone < due) {
+      this.core.tick();
+      this.ticksDone++;
+    }
+    this.expireRequests();
+    this.scheduleReady();
+  }
+
+  private expireRequests(): void {
+    const now = performance.now();
+    for (const [index, w] of this.waiters) {
+      if (w.deadlineMs > now) continue;
+      this.waiters.delete(index);
+      w.reject(new TimeoutError(`apply of index ${index} not answered in ${this.opts.requestTimeoutMs} ms; its outcome is unknown`));
+    }
+    for (const [ctx, r] of this.reads) {
+      if (r.deadlineMs > now) continue;
+      this.reads.delete(ctx);
+      r.reject(new TimeoutError(`read not answered in ${this.opts.requestTimeoutMs} ms`));
+    }
+  }
+
+  private publishControl(): void {
+    const s = this.core;
+    this.control.term = s.term;
+    this.control.commitIndex = s.log.committed;
+  }
+
+  private flushRings(): void {
+    this.writerOutbox.flush();
+    this.fsmOutbox.flush();
+    for (const p of this.peers.values()) p.outbox.flush();
+  }
+
+  // ================================================================ stop
+
+  /** A fatal error: stop serving, fail everything waiting, keep what is on disk. */
+  private fail(err: RaftError): void {
+    if (this.fatal || this.stopped) return;
+    this.fatal = err;
+    this.log.error({ code: err.code, err: err.message }, 'node stopped serving');
+    this.rejectAll(err);
+    this.emit('error', err);
+  }
+
+  private rejectAll(err: Error): void {
+    for (const p of this.proposals) p.reject(err);
+    this.proposals.length = 0;
+    for (const w of this.waiters.values()) w.reject(err);
+    this.waiters.clear();
+    for (const r of this.reads.values()) r.reject(err);
+    this.reads.clear();
+  }
+
+  /** Drains pending requests (up to `shutdownDrainMs`), then stops every thread and socket. */
+  async shutdown(): Promise<void> {
+    if (this.stopped) return;
+    const deadline = performance.now() + this.opts.shutdownDrainMs;
+    while (
+      !this.fatal &&
+      (this.proposals.length > 0 || this.waiters.size > 0 || this.reads.size > 0) &&
+      performance.now() < deadline
+    ) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    this.stopped = true;
+    this.rejectAll(new ShutdownError());
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    await this.server.close();
+    const exits: Promise<void>[] = [];
+    for (const p of this.peers.values()) {
+      exits.push(closeWorker(p.worker, () => p.outbox.close()));
+    }
+    exits.push(closeWorker(this.writer, () => this.writerOutbox.close()));
+    exits.push(closeWorker(this.fsm, () => this.fsmOutbox.close()));
+    await Promise.all(exits);
+    this.results.close();
+    this.log.info({}, 'node stopped');
+  }
+}
+
+function roleCode(role: Role): number {
+  switch (role) {
+    case Role.Follower:
+      return 0;
+    case Role.PreCandidate:
+      return 1;
+    case Role.Candidate:
+      return 2;
+    case Role.Leader:
+      return 3;
+  }
+}
+
+/** Waits for a worker's first message of `type`; an 'error' message or an exit rejects. */
+function firstMessage<T>(worker: Worker, type: string, name: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onMessage = (m: { type: string; error?: ErrorRecord }): void => {
+      if (m.type === type) {
+        cleanup();
+        resolve(m as T);
+      } else if (m.type === 'error' && m.error) {
+        cleanup();
+        reject(new RaftError(m.error.code, `${name}: ${m.error.message}`));
+      }
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(err);
+    };
+    const onExit = (code: number): void => {
+      cleanup();
+      reject(new RaftError('ERR_RAFT_INTERNAL', `${name} thread exited (${code}) before it started`));
+    };
+    const cleanup = (): void => {
+      worker.off('message', onMessage);
+      worker.off('error', onError);
+      worker.off('exit', onExit);
+    };
+    worker.on('message', onMessage);
+    worker.on('error', onError);
+    worker.on('exit', onExit);
+  });
+}
+
+/** Closes a worker's ring, waits for it to say 'closed' (2 s at most), then ends it. */
+async function closeWorker(worker: Worker, closeRing: () => Promise<void>): Promise<void> {
+  const closed = new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, 2000);
+    worker.on('message', (m: { type: string }) => {
+      if (m.type === 'closed' || m.type === 'error') {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+    worker.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+  await closeRing();
+  await closed;
+  await worker.terminate();
+}

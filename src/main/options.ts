@@ -1,0 +1,196 @@
+/**
+ * `RaftNode.start` options: their defaults and their validation. A wrong option fails at
+ * start with an `InvalidOptionError` that names it; an unknown option is refused too
+ * (a typo such as `electionTimeout` must not silently fall back to a default).
+ */
+
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import path from 'node:path';
+import { AddressError, type HostPort, type PeerSpec, parseHostPort, parsePeerSpec } from '../shared/address.js';
+import { InvalidOptionError } from './errors.js';
+
+/** What a caller passes to `RaftNode.start`. */
+export interface RaftNodeOptions {
+  /** This node's id; must appear in `peers`. */
+  id: string;
+  /** Where the log, `raft_meta` and the lock live. */
+  dataDir: string;
+  /** host:port the peer server listens on (port 0 picks a free one, for tests of one node). */
+  listen: string;
+  /** Every founding voter as `id=host:port`, this node included. */
+  peers: string[];
+  /** The user's state machine module (file path or URL); its default export is a class or factory. */
+  stateMachine: string | URL;
+  /** Passed to the state machine factory as `ctx.options`. Must be structured-cloneable. */
+  stateMachineOptions?: Record<string, unknown>;
+  /** Peers of another cluster id are refused. Default 'raftline'. */
+  clusterId?: string;
+  /** A follower that hears nothing for this long (randomised up to twice it) campaigns. Default 1000. */
+  electionTimeoutMs?: number;
+  /** A leader sends heartbeats this often. Default 100; at most electionTimeoutMs / 3. */
+  heartbeatIntervalMs?: number;
+  /**
+   * Default true: every acknowledged write was `fdatasync`ed first. false skips the syncs:
+   * much faster, but a machine crash (not just a process crash) can lose acknowledged
+   * writes, and with them Raft's guarantees. For people who choose speed over durability.
+   */
+  sync?: boolean;
+  /** Size of each preallocated segment file. Default 64 MiB. */
+  segmentBytes?: number;
+  /** Shared memory for recent encoded entries (a power of two). Default 64 MiB. */
+  logWindowBytes?: number;
+  /** Most `apply` calls waiting at once; beyond it `apply` fails with ERR_RAFT_BUSY. Default 100000. */
+  maxPendingApplies?: number;
+  /** An `apply` or `read` not answered in this time fails with ERR_RAFT_TIMEOUT. Default 10000. */
+  requestTimeoutMs?: number;
+  /** How long `shutdown()` waits for pending requests before failing them. Default 2000. */
+  shutdownDrainMs?: number;
+  /** The most entry bytes in one AppendEntries. Default 1 MiB. */
+  maxAppendBytes?: number;
+  /** AppendEntries in flight per follower. Default 256. */
+  maxInflightAppends?: number;
+  /** pino level for this node's log lines on stderr. Default 'info'. */
+  logLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+/** Options after defaults and checks. */
+export interface ResolvedOptions {
+  readonly id: string;
+  readonly dataDir: string;
+  readonly listen: HostPort;
+  readonly peers: readonly PeerSpec[];
+  readonly stateMachine: string;
+  readonly stateMachineOptions: Record<string, unknown>;
+  readonly clusterId: string;
+  readonly electionTimeoutMs: number;
+  readonly heartbeatIntervalMs: number;
+  readonly sync: boolean;
+  readonly segmentBytes: number;
+  readonly logWindowBytes: number;
+  readonly maxPendingApplies: number;
+  readonly requestTimeoutMs: number;
+  readonly shutdownDrainMs: number;
+  readonly maxAppendBytes: number;
+  readonly maxInflightAppends: number;
+  readonly logLevel: string;
+}
+
+const KNOWN = new Set([
+  'id',
+  'dataDir',
+  'listen',
+  'peers',
+  'stateMachine',
+  'stateMachineOptions',
+  'clusterId',
+  'electionTimeoutMs',
+  'heartbeatIntervalMs',
+  'sync',
+  'segmentBytes',
+  'logWindowBytes',
+  'maxPendingApplies',
+  'requestTimeoutMs',
+  'shutdownDrainMs',
+  'maxAppendBytes',
+  'maxInflightAppends',
+  'logLevel',
+]);
+const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+function int(o: Record<string, unknown>, name: string, dflt: number, min: number, max: number): number {
+  const v = o[name] ?? dflt;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new InvalidOptionError(name, `must be an integer in ${min}..${max}, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+function str(o: Record<string, unknown>, name: string, dflt?: string): string {
+  const v = o[name] ?? dflt;
+  if (typeof v !== 'string' || v.length === 0) {
+    throw new InvalidOptionError(name, `must be a non-empty string, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+/** Applies defaults and checks every option; throws InvalidOptionError naming the first bad one. */
+export function resolveOptions(input: RaftNodeOptions): ResolvedOptions {
+  if (input === null || typeof input !== 'object') throw new InvalidOptionError('options', 'must be an object');
+  const o = input as unknown as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!KNOWN.has(key)) throw new InvalidOptionError(key, 'is not a RaftNode option');
+  }
+  const id = str(o, 'id');
+  const dataDir = path.resolve(str(o, 'dataDir'));
+  let listen: HostPort;
+  try {
+    listen = parseHostPort(str(o, 'listen'));
+  } catch (err) {
+    if (err instanceof AddressError) throw new InvalidOptionError('listen', err.message);
+    throw err;
+  }
+  if (!Array.isArray(o.peers) || o.peers.length === 0) {
+    throw new InvalidOptionError('peers', 'must be a non-empty array of "id=host:port"');
+  }
+  const peers: PeerSpec[] = [];
+  for (const spec of o.peers) {
+    if (typeof spec !== 'string') throw new InvalidOptionError('peers', `entries must be strings, got ${JSON.stringify(spec)}`);
+    let p: PeerSpec;
+    try {
+      p = parsePeerSpec(spec);
+    } catch (err) {
+      if (err instanceof AddressError) throw new InvalidOptionError('peers', err.message);
+      throw err;
+    }
+    if (peers.some((q) => q.id === p.id)) throw new InvalidOptionError('peers', `node id ${p.id} appears twice`);
+    peers.push(p);
+  }
+  if (!peers.some((p) => p.id === id)) throw new InvalidOptionError('peers', `must include this node's id ${id}`);
+  const sm = o.stateMachine;
+  let stateMachine: string;
+  if (sm instanceof URL) stateMachine = sm.href;
+  else if (typeof sm === 'string' && sm.length > 0) {
+    stateMachine = /^[a-z]+:/.test(sm) ? sm : pathToFileURL(path.resolve(sm)).href;
+  } else throw new InvalidOptionError('stateMachine', 'must be a module path or URL');
+  if (stateMachine.startsWith('file:')) fileURLToPath(stateMachine);
+  const smOptions = o.stateMachineOptions ?? {};
+  if (smOptions === null || typeof smOptions !== 'object') {
+    throw new InvalidOptionError('stateMachineOptions', 'must be an object');
+  }
+  const heartbeatIntervalMs = int(o, 'heartbeatIntervalMs', 100, 1, 60_000);
+  const electionTimeoutMs = int(o, 'electionTimeoutMs', 1000, 3, 600_000);
+  if (electionTimeoutMs < 3 * heartbeatIntervalMs) {
+    throw new InvalidOptionError(
+      'electionTimeoutMs',
+      `must be at least 3 × heartbeatIntervalMs (${3 * heartbeatIntervalMs}), got ${electionTimeoutMs}`,
+    );
+  }
+  const sync = o.sync ?? true;
+  if (typeof sync !== 'boolean') throw new InvalidOptionError('sync', 'must be true or false');
+  const logWindowBytes = int(o, 'logWindowBytes', 64 * 1024 * 1024, 64 * 1024, 2 ** 30);
+  if ((logWindowBytes & (logWindowBytes - 1)) !== 0) {
+    throw new InvalidOptionError('logWindowBytes', `must be a power of two, got ${logWindowBytes}`);
+  }
+  const logLevel = str(o, 'logLevel', 'info');
+  if (!LEVELS.has(logLevel)) throw new InvalidOptionError('logLevel', `must be one of ${[...LEVELS].join(', ')}`);
+  return {
+    id,
+    dataDir,
+    listen,
+    peers,
+    stateMachine,
+    stateMachineOptions: smOptions as Record<string, unknown>,
+    clusterId: str(o, 'clusterId', 'raftline'),
+    electionTimeoutMs,
+    heartbeatIntervalMs,
+    sync,
+    segmentBytes: int(o, 'segmentBytes', 64 * 1024 * 1024, 64 * 1024, 2 ** 31),
+    logWindowBytes,
+    maxPendingApplies: int(o, 'maxPendingApplies', 100_000, 1, 10_000_000),
+    requestTimeoutMs: int(o, 'requestTimeoutMs', 10_000, 1, 3_600_000),
+    shutdownDrainMs: int(o, 'shutdownDrainMs', 2000, 0, 600_000),
+    maxAppendBytes: int(o, 'maxAppendBytes', 1024 * 1024, 1024, 16 * 1024 * 1024),
+    maxInflightAppends: int(o, 'maxInflightAppends', 256, 1, 65_536),
+    logLevel,
+  };
+}

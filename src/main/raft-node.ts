@@ -1,0 +1,126 @@
+/**
+ * `RaftNode`: the public face of one raftline node (braft's `Node`). It validates the
+ * options, locks the data directory and starts the coordinator with its worker threads.
+ *
+ * ```ts
+ * const node = await RaftNode.start({ id: 'n1', dataDir, listen, peers, stateMachine });
+ * node.on('leaderStart', (term) => ...);
+ * const result = await node.apply(command);          // NotLeaderError names the leader
+ * const value = await node.read(query, { consistency: 'linearizable' });
+ * await node.shutdown();
+ * ```
+ *
+ * Events: `role` (role, term), `leaderStart` (term), `leaderStop` (term),
+ * `leaderChange` (leaderId | null, term), `error` (a RaftError that stopped the node or
+ * its state machine).
+ */
+
+import { EventEmitter } from 'node:events';
+import pino, { type Logger } from 'pino';
+import { checkClusterRecord, DataDirLock } from './data-dir.js';
+import { Coordinator, type NodeStatus, type ReadConsistency } from './coordinator.js';
+import { InvalidOptionError, ShutdownError } from './errors.js';
+import { type RaftNodeOptions, resolveOptions } from './options.js';
+import type { Value } from './state-machine.js';
+
+export type { NodeStatus, ReadConsistency } from './coordinator.js';
+export type { RaftNodeOptions } from './options.js';
+
+/** One running node. Make it with `RaftNode.start`. */
+export class RaftNode extends EventEmitter {
+  private readonly coordinator: Coordinator;
+  private readonly lock: DataDirLock;
+  private shutdownPromise: Promise<void> | null = null;
+
+  private constructor(coordinator: Coordinator, lock: DataDirLock) {
+    super();
+    this.coordinator = coordinator;
+    this.lock = lock;
+    for (const event of ['role', 'leaderStart', 'leaderStop', 'leaderChange']) {
+      coordinator.on(event, (...args: unknown[]) => this.emit(event, ...args));
+    }
+    // An 'error' event with no listener would throw: report it, but only to listeners.
+    coordinator.on('error', (err: Error) => {
+      if (this.listenerCount('error') > 0) this.emit('error', err);
+    });
+  }
+
+  /**
+   * Validates `options`, locks the data directory, recovers the log and starts the
+   * threads. Rejects with InvalidOptionError (naming the option), DataDirLockedError,
+   * or a storage error naming the file and offset of a damaged log.
+   */
+  static async start(options: RaftNodeOptions, logger?: Logger): Promise<RaftNode> {
+    const opts = resolveOptions(options);
+    const log =
+      logger ?? pino({ level: opts.logLevel, base: { node: opts.id } }, pino.destination({ fd: 2, sync: false }));
+    const lock = DataDirLock.acquire(opts.dataDir);
+    try {
+      checkClusterRecord(
+        opts.dataDir,
+        { clusterId: opts.clusterId, voters: opts.peers.map((p) => p.id) },
+        (option, message) => new InvalidOptionError(option, message),
+      );
+      const coordinator = new Coordinator(opts, log);
+      await coordinator.start();
+      return new RaftNode(coordinator, lock);
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
+  }
+
+  /** This node's id. */
+  get id(): string {
+    return this.coordinator.opts.id;
+  }
+
+  /** The address the node listens on (host:port), useful with port 0. */
+  get address(): string {
+    return this.coordinator.address;
+  }
+
+  /**
+   * Replicates `command` and applies it; resolves with what the state machine's
+   * `iter.done(result)` gave. Rejects with NotLeaderError (with the leader hint) on a
+   * follower, BusyError when too many applies wait, TimeoutError (outcome unknown).
+   */
+  apply(command: Uint8Array): Promise<Value> {
+    if (!(command instanceof Uint8Array)) return Promise.reject(new TypeError('apply(command): command must be a Uint8Array'));
+    return this.coordinator.apply(command);
+  }
+
+  /**
+   * Runs `query` through the state machine's `query()`. `linearizable` (default) confirms
+   * leadership with one heartbeat round (ReadIndex); `lease` skips the round while the
+   * leader's lease holds; `stale` reads this node's state as it is. Followers serve
+   * `linearizable` and `lease` reads by asking the leader for a read index.
+   */
+  read(query: Value, options: { consistency?: ReadConsistency } = {}): Promise<Value> {
+    const consistency = options.consistency ?? 'linearizable';
+    if (consistency !== 'linearizable' && consistency !== 'lease' && consistency !== 'stale') {
+      return Promise.reject(new InvalidOptionError('consistency', `must be linearizable, lease or stale, got ${consistency}`));
+    }
+    return this.coordinator.read(query, consistency);
+  }
+
+  /** Asks this leader to hand leadership to `target`. False if this node does not lead or `target` is no voter. */
+  transferLeadership(target: string): boolean {
+    return this.coordinator.transferLeadership(target);
+  }
+
+  /** A snapshot of this node's state (role, term, indexes, peers). */
+  status(): NodeStatus {
+    return this.coordinator.status();
+  }
+
+  /** Waits for pending requests (up to `shutdownDrainMs`), stops every thread and releases the data directory. */
+  shutdown(): Promise<void> {
+    if (!this.shutdownPromise) {
+      this.shutdownPromise = this.coordinator.shutdown().finally(() => this.lock.release());
+    }
+    return this.shutdownPromise;
+  }
+}
+
+export { ShutdownError };

@@ -1,0 +1,229 @@
+/**
+ * The fsm thread (DESIGN.md): loads the user's state machine and applies committed
+ * entries in order, in batches, through braft's iterator (`ApplyRunner`); results go back
+ * on the result ring, one frame per entry only when the coordinator waits on them. It
+ * also runs read queries and the role callbacks, in ring order with the applies.
+ *
+ * An exception in `onApply` stops applying for good (braft): the runner reports it to
+ * `onError`, this thread sends a Failed frame, and every later batch is refused; queries
+ * still run against the state as it was.
+ */
+
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Entry } from '../../raft/types.js';
+import type { Value } from '../../main/state-machine.js';
+import { loadStateMachine } from '../../main/state-machine.js';
+import { ControlBlock } from '../../shared/control-block.js';
+import { readU32, writeU32, writeU64 } from '../../shared/entry-codec.js';
+import { windowView } from '../../shared/log-window.js';
+import { OutBuffer } from '../../shared/message-codec.js';
+import {
+  ENTRIES_FLAG_WANT_RESULTS,
+  FSM_EVENT_BODY_OFFSET,
+  FSM_EVENT_JSON_BYTES_OFFSET,
+  FSM_EVENT_TYPE_OFFSET,
+  FSM_QUERY_BODY_OFFSET,
+  FSM_QUERY_ID_OFFSET,
+  FsmEvent,
+  FsmFrame,
+  RecordSource,
+  RESULT_APPLIED_FRAME_BYTES,
+  RESULT_APPLIED_INDEX_OFFSET,
+  RESULT_APPLIED_POS_OFFSET,
+  RESULT_FAILED_BODY_OFFSET,
+  RESULT_INDEX_OFFSET,
+  RESULT_QUERY_BODY_OFFSET,
+  RESULT_QUERY_ID_OFFSET,
+  RESULT_QUERY_OK_OFFSET,
+  RESULT_TERM_OFFSET,
+  RESULT_VALUE_BODY_OFFSET,
+  ResultFrame,
+} from '../../shared/protocol.js';
+import { RingConsumer, RingProducer } from '../../shared/ring.js';
+import {
+  decodeRecords,
+  emptyEntriesHeader,
+  fromUtf8,
+  inlineRecords,
+  readEntriesHeader,
+  utf8,
+} from '../../shared/thread-codec.js';
+import { decodeValue, encodeValue } from '../../shared/value-codec.js';
+import { errorRecord, workerLogger } from '../worker-support.js';
+import { ApplyRunner } from './apply-runner.js';
+
+/** What the coordinator passes in `workerData`. */
+export interface FsmData {
+  readonly nodeId: string;
+  readonly dataDir: string;
+  readonly stateMachine: string;
+  readonly stateMachineOptions: Record<string, unknown>;
+  readonly ring: SharedArrayBuffer;
+  readonly results: SharedArrayBuffer;
+  readonly control: SharedArrayBuffer;
+  readonly window: SharedArrayBuffer;
+  readonly logLevel: string;
+}
+
+const data = workerData as FsmData;
+const port = parentPort;
+if (port === null) throw new Error('fsm must run in a worker thread');
+const logger = workerLogger(data.logLevel, { node: data.nodeId, thread: 'fsm' });
+const control = ControlBlock.open(data.control);
+const windowBytes = new Uint8Array(data.window);
+const ring = new RingConsumer(data.ring);
+const results = new RingProducer(data.results);
+const scratch = new OutBuffer(64 * 1024);
+
+/** Stages one result frame, waiting (this thread only) while the coordinator catches up. */
+function stage(frame: Uint8Array): void {
+  while (!results.tryStage(frame)) {
+    results.publish();
+    if (results.waitForSpace(frame.byteLength, 1000) === 'closed') return;
+  }
+}
+
+async function run(): Promise<void> {
+  const sm = await loadStateMachine(data.stateMachine, {
+    nodeId: data.nodeId,
+    dataDir: data.dataDir,
+    options: data.stateMachineOptions,
+  });
+  const runner = new ApplyRunner(sm);
+  // A pending Atomics.waitAsync does not keep a thread alive: without a handle of its
+  // own this worker would exit as soon as it first waits for work.
+  const keepAlive = setInterval(() => {}, 1 << 30);
+  (port as NonNullable<typeof port>).postMessage({ type: 'ready' });
+  const header = emptyEntriesHeader();
+  const entries: Entry[] = [];
+  let wantResults = false;
+  let failed = false;
+  const onResult = (index: number, term: number, result: Value): void => {
+    if (!wantResults) return;
+    scratch.clear();
+    scratch.append(RESULT_VALUE_BODY_OFFSET);
+    scratch.bytes.fill(0, 0, RESULT_VALUE_BODY_OFFSET);
+    scratch.bytes[0] = ResultFrame.Value;
+    writeU64(scratch.bytes, RESULT_INDEX_OFFSET, index);
+    writeU64(scratch.bytes, RESULT_TERM_OFFSET, term);
+    encodeValue(result, scratch);
+    stage(scratch.view());
+  };
+  const applied = new Uint8Array(RESULT_APPLIED_FRAME_BYTES);
+  applied[0] = ResultFrame.Applied;
+
+  // Frames are copied out of the ring before any await: the ring's bytes are released
+  // (and may be overwritten) once a drain is done, while an async onApply is still running.
+  const frames: Uint8Array[] = [];
+  for (;;) {
+    const outcome = await ring.waitForDataAsync();
+    ring.drain((f) => frames.push(f.slice()));
+    ring.release();
+    for (const frame of frames) {
+      switch (frame[0]) {
+        case FsmFrame.Entries: {
+          if (failed) break;
+          readEntriesHeader(frame, header);
+          const records =
+            header.source === RecordSource.Window
+              ? windowView(windowBytes, header.windowPos, header.byteLength)
+              : inlineRecords(frame, header);
+          entries.length = 0;
+          decodeRecords(records, header.recordCount, entries);
+          wantResults = (header.flags & ENTRIES_FLAG_WANT_RESULTS) !== 0;
+          const got = await runner.applyBatch(entries, onResult);
+          if ('error' in got) {
+            failed = true;
+            logger.error({ err: got.error, index: got.failedIndex }, 'state machine onApply threw: applying stopped');
+            const body = utf8(JSON.stringify(errorRecord(got.error)));
+            const f = new Uint8Array(RESULT_FAILED_BODY_OFFSET + body.byteLength);
+            f[0] = ResultFrame.Failed;
+            writeU64(f, RESULT_INDEX_OFFSET, got.failedIndex);
+            f.set(body, RESULT_FAILED_BODY_OFFSET);
+            stage(f);
+            break;
+          }
+          const releasedPos =
+            header.source === RecordSource.Window ? (header.windowPos + header.byteLength) >>> 0 : 0;
+          control.publishApplied(got.appliedIndex, releasedPos);
+          writeU32(applied, RESULT_APPLIED_POS_OFFSET, releasedPos);
+          writeU64(applied, RESULT_APPLIED_INDEX_OFFSET, got.appliedIndex);
+          stage(applied);
+          break;
+        }
+        case FsmFrame.Query: {
+          const id = readU32(frame, FSM_QUERY_ID_OFFSET);
+          let ok = 1;
+          scratch.clear();
+          scratch.append(RESULT_QUERY_BODY_OFFSET);
+          try {
+            const q = decodeValue(frame, FSM_QUERY_BODY_OFFSET, frame.byteLength);
+            const value = await runner.runQuery(q);
+            encodeValue(value, scratch);
+          } catch (err) {
+            ok = 0;
+            scratch.clear();
+            scratch.append(RESULT_QUERY_BODY_OFFSET);
+            const msg = utf8(err instanceof Error ? err.message : String(err));
+            scratch.bytes.set(msg, scratch.append(msg.byteLength));
+          }
+          scratch.bytes.fill(0, 0, RESULT_QUERY_BODY_OFFSET);
+          scratch.bytes[0] = ResultFrame.Query;
+          scratch.bytes[RESULT_QUERY_OK_OFFSET] = ok;
+          writeU32(scratch.bytes, RESULT_QUERY_ID_OFFSET, id);
+          stage(scratch.view());
+          break;
+        }
+        case FsmFrame.Event:
+          callEvent(sm, frame);
+          break;
+        default:
+          throw new Error(`fsm: unknown frame kind ${frame[0]}`);
+      }
+    }
+    frames.length = 0;
+    results.publish();
+    if (outcome === 'closed' && !ring.hasData()) break;
+  }
+  clearInterval(keepAlive);
+  try {
+    await sm.onShutdown?.();
+  } catch (err) {
+    logger.warn({ err }, 'state machine onShutdown threw');
+  }
+  ring.close();
+  results.close();
+  (port as NonNullable<typeof port>).postMessage({ type: 'closed' });
+}
+
+/** Runs a role or configuration callback; a callback that throws is logged, not fatal. */
+function callEvent(sm: import('../../main/state-machine.js').StateMachine, frame: Uint8Array): void {
+  const jsonBytes = readU32(frame, FSM_EVENT_JSON_BYTES_OFFSET);
+  const arg = JSON.parse(fromUtf8(frame, FSM_EVENT_BODY_OFFSET, FSM_EVENT_BODY_OFFSET + jsonBytes));
+  try {
+    switch (frame[FSM_EVENT_TYPE_OFFSET]) {
+      case FsmEvent.LeaderStart:
+        sm.onLeaderStart?.(arg.term);
+        break;
+      case FsmEvent.LeaderStop:
+        sm.onLeaderStop?.(arg);
+        break;
+      case FsmEvent.StartFollowing:
+        sm.onStartFollowing?.(arg);
+        break;
+      case FsmEvent.StopFollowing:
+        sm.onStopFollowing?.(arg);
+        break;
+      case FsmEvent.ConfigurationCommitted:
+        sm.onConfigurationCommitted?.(arg);
+        break;
+    }
+  } catch (err) {
+    logger.warn({ err, event: frame[FSM_EVENT_TYPE_OFFSET] }, 'state machine callback threw');
+  }
+}
+
+run().catch((err: unknown) => {
+  logger.error({ err }, 'fsm stopped on an error');
+  (port as NonNullable<typeof port>).postMessage({ type: 'error', error: errorRecord(err) });
+});

@@ -1,0 +1,150 @@
+/**
+ * The log-writer thread (DESIGN.md): appends entries to segment files and persists term
+ * and vote, with group commit: it drains every frame that is ready, writes them all,
+ * syncs once, and only then publishes the last barrier it passed, with the durable
+ * `(index, term)`, in the control block. It sleeps in `Atomics.wait` on its ring.
+ *
+ * Start-up: it opens (and recovers) the log and `raft_meta`, and posts what it found to
+ * the coordinator, records included (one transferred buffer, not per-entry messages).
+ * A disk error stops it cleanly: it marks the control block and reports the error; it
+ * never acknowledges what it could not write.
+ */
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { ControlBlock } from '../../shared/control-block.js';
+import { windowView } from '../../shared/log-window.js';
+import { readU32, readU64 } from '../../shared/entry-codec.js';
+import {
+  BARRIER_SEQ_OFFSET,
+  HARD_STATE_TERM_OFFSET,
+  HARD_STATE_VOTE_OFFSET,
+  RecordSource,
+  WriterFrame,
+} from '../../shared/protocol.js';
+import { RingConsumer } from '../../shared/ring.js';
+import { emptyEntriesHeader, fromUtf8, inlineRecords, readEntriesHeader } from '../../shared/thread-codec.js';
+import { errorRecord, workerLogger } from '../worker-support.js';
+import { readMeta, writeMeta } from './meta-store.js';
+import { SegmentLog } from './segment-log.js';
+
+/** What the coordinator passes in `workerData`. */
+export interface LogWriterData {
+  readonly dataDir: string;
+  readonly logDir: string;
+  readonly segmentBytes: number;
+  readonly sync: boolean;
+  readonly ring: SharedArrayBuffer;
+  readonly control: SharedArrayBuffer;
+  readonly window: SharedArrayBuffer;
+  readonly logLevel: string;
+  readonly nodeId: string;
+}
+
+/** What the log-writer posts once it has recovered the log. */
+export interface LogWriterRecovered {
+  readonly type: 'recovered';
+  readonly hardState: { term: number; vote: string } | null;
+  readonly firstIndex: number;
+  readonly lastIndex: number;
+  readonly lastTerm: number;
+  readonly entryCount: number;
+  readonly records: Uint8Array;
+}
+
+const data = workerData as LogWriterData;
+const port = parentPort;
+if (port === null) throw new Error('log-writer must run in a worker thread');
+const logger = workerLogger(data.logLevel, { node: data.nodeId, thread: 'log-writer' });
+const control = ControlBlock.open(data.control);
+const windowBytes = new Uint8Array(data.window);
+const ring = new RingConsumer(data.ring);
+
+function run(): void {
+  const hardState = readMeta(data.dataDir);
+  const { log, recovered } = SegmentLog.open({
+    dir: data.logDir,
+    segmentBytes: data.segmentBytes,
+    sync: data.sync,
+    logger,
+  });
+  if (recovered.cutTail) logger.warn(recovered.cutTail, 'log recovery cut a torn tail');
+  logger.info(
+    { firstIndex: recovered.firstIndex, lastIndex: recovered.lastIndex, entries: recovered.entryCount },
+    'log recovered',
+  );
+  const msg: LogWriterRecovered = {
+    type: 'recovered',
+    hardState,
+    firstIndex: recovered.firstIndex,
+    lastIndex: recovered.lastIndex,
+    lastTerm: recovered.lastTerm,
+    entryCount: recovered.entryCount,
+    records: recovered.records,
+  };
+  (port as NonNullable<typeof port>).postMessage(msg, [recovered.records.buffer as ArrayBuffer]);
+
+  const header = emptyEntriesHeader();
+  let lastIndex = log.lastIndex();
+  let lastTerm = log.lastTerm();
+  let releasedPos = 0;
+  let doneSeq = 0;
+  let dirty = false;
+  let barrierSeen = false;
+  let seq = 0;
+  let vote: string;
+  const onFrame = (frame: Uint8Array): void => {
+    switch (frame[0]) {
+      case WriterFrame.Entries: {
+        readEntriesHeader(frame, header);
+        const records =
+          header.source === RecordSource.Window
+            ? windowView(windowBytes, header.windowPos, header.byteLength)
+            : inlineRecords(frame, header);
+        log.append(records, header.firstIndex, header.lastIndex, header.lastTerm);
+        if (header.source === RecordSource.Window) releasedPos = (header.windowPos + header.byteLength) >>> 0;
+        lastIndex = header.lastIndex;
+        lastTerm = header.lastTerm;
+        dirty = true;
+        break;
+      }
+      case WriterFrame.HardState:
+        vote = fromUtf8(frame, HARD_STATE_VOTE_OFFSET + 1, HARD_STATE_VOTE_OFFSET + 1 + (frame[HARD_STATE_VOTE_OFFSET] as number));
+        // raft_meta is replaced and synced at once: votes are rare and must be durable
+        // before the vote leaves, which the barrier after it guarantees.
+        writeMeta(data.dataDir, { term: readU64(frame, HARD_STATE_TERM_OFFSET), vote }, data.sync);
+        break;
+      case WriterFrame.Barrier:
+        seq = readU32(frame, BARRIER_SEQ_OFFSET);
+        barrierSeen = true;
+        break;
+      default:
+        throw new Error(`log-writer: unknown frame kind ${frame[0]}`);
+    }
+  };
+  for (;;) {
+    const outcome = ring.waitForData();
+    // Group commit: everything that is ready now goes into one sync.
+    while (ring.drain(onFrame) > 0) ring.release();
+    if (dirty) {
+      log.sync();
+      dirty = false;
+    }
+    if (barrierSeen) {
+      barrierSeen = false;
+      doneSeq = seq;
+      control.publishDurable(doneSeq, lastIndex, lastTerm, releasedPos);
+    }
+    if (outcome === 'closed' && !ring.hasData()) break;
+  }
+  log.close();
+  ring.close();
+  (port as NonNullable<typeof port>).postMessage({ type: 'closed' });
+}
+
+try {
+  run();
+} catch (err) {
+  logger.error({ err }, 'log-writer stopped on an error');
+  control.publishWriterFailed();
+  port.postMessage({ type: 'error', error: errorRecord(err) });
+}

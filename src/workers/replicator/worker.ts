@@ -1,0 +1,133 @@
+/**
+ * A replicator thread (DESIGN.md): owns the one outbound TCP connection to one peer and
+ * sends what the coordinator puts on its ring. AppendEntries arrive as a message head
+ * plus a log-window region, so entries are copied from shared memory straight into the
+ * socket buffer, never encoded again. Several AppendEntries are in flight at once: the
+ * core's inflight window (messages and bytes) decides how many; this thread never waits
+ * for a reply (replies come back on the peer's own connection to our peer server).
+ *
+ * Heartbeats, votes and TimeoutNow travel on the same ring as plain wire frames; nothing
+ * here waits on a disk, so a slow follower disk never delays them.
+ */
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { ControlBlock, posDiff } from '../../shared/control-block.js';
+import { readU32 } from '../../shared/entry-codec.js';
+import { windowView } from '../../shared/log-window.js';
+import { OutBuffer } from '../../shared/message-codec.js';
+import {
+  REPLICATOR_BYTE_LENGTH_OFFSET,
+  REPLICATOR_HEAD_BYTES_OFFSET,
+  REPLICATOR_HEAD_OFFSET,
+  REPLICATOR_WINDOW_POS_OFFSET,
+  REPLICATOR_WIRE_BODY_OFFSET,
+  ReplicatorFrame,
+} from '../../shared/protocol.js';
+import { RingConsumer } from '../../shared/ring.js';
+import { errorRecord, workerLogger } from '../worker-support.js';
+import { PeerLink } from './peer-link.js';
+
+/** What the coordinator passes in `workerData`. */
+export interface ReplicatorData {
+  readonly nodeId: string;
+  readonly peerId: string;
+  readonly host: string;
+  readonly port: number;
+  readonly clusterId: string;
+  readonly ring: SharedArrayBuffer;
+  readonly control: SharedArrayBuffer;
+  readonly window: SharedArrayBuffer;
+  readonly logLevel: string;
+}
+
+/** Posted to the coordinator when the link changes state (rare: not per message). */
+export interface ReplicatorEvent {
+  readonly type: 'link';
+  readonly peerId: string;
+  readonly connected: boolean;
+  /** Messages dropped because the link was down, since the last event. */
+  readonly dropped: number;
+}
+
+const data = workerData as ReplicatorData;
+const port = parentPort;
+if (port === null) throw new Error('replicator must run in a worker thread');
+const logger = workerLogger(data.logLevel, { node: data.nodeId, thread: `replicator-${data.peerId}` });
+const control = ControlBlock.open(data.control);
+const windowBytes = new Uint8Array(data.window);
+const ring = new RingConsumer(data.ring);
+const out = new OutBuffer(256 * 1024);
+let dropped = 0;
+/** Messages whose window region was reclaimed while we copied it: Raft resends them. */
+let staleRegions = 0;
+
+const link = new PeerLink({
+  host: data.host,
+  port: data.port,
+  clusterId: data.clusterId,
+  nodeId: data.nodeId,
+  peerId: data.peerId,
+  logger,
+  onConnect: () => post(true),
+  onDisconnect: () => post(false),
+});
+
+function post(connected: boolean): void {
+  const event: ReplicatorEvent = { type: 'link', peerId: data.peerId, connected, dropped };
+  dropped = 0;
+  (port as NonNullable<typeof port>).postMessage(event);
+}
+
+function onFrame(frame: Uint8Array): void {
+  if (frame[0] === ReplicatorFrame.Wire) {
+    const body = frame.subarray(REPLICATOR_WIRE_BODY_OFFSET);
+    out.bytes.set(body, out.append(body.byteLength));
+    return;
+  }
+  if (frame[0] !== ReplicatorFrame.WindowMessage) throw new Error(`replicator: unknown frame kind ${frame[0]}`);
+  const headBytes = readU32(frame, REPLICATOR_HEAD_BYTES_OFFSET);
+  const pos = readU32(frame, REPLICATOR_WINDOW_POS_OFFSET);
+  const byteLength = readU32(frame, REPLICATOR_BYTE_LENGTH_OFFSET);
+  const mark = out.length;
+  const at = out.append(headBytes + byteLength);
+  out.bytes.set(frame.subarray(REPLICATOR_HEAD_OFFSET, REPLICATOR_HEAD_OFFSET + headBytes), at);
+  out.bytes.set(windowView(windowBytes, pos, byteLength), at + headBytes);
+  // The window may have been reclaimed and overwritten while we copied (we hold no
+  // claim on it): checked after the copy, so a stale copy is never sent.
+  if (posDiff(pos, control.windowReclaimedPos) < 0) {
+    staleRegions++;
+    truncateOut(mark);
+  }
+}
+
+/** Forgets what was appended to `out` after `mark`. */
+function truncateOut(mark: number): void {
+  const keep = out.bytes.slice(0, mark);
+  out.clear();
+  out.bytes.set(keep, out.append(mark));
+}
+
+async function run(): Promise<void> {
+  link.start();
+  for (;;) {
+    const outcome = await ring.waitForDataAsync();
+    while (ring.drain(onFrame) > 0) {
+      ring.release();
+      if (out.length > 0) {
+        // PeerLink takes ownership of what it is given: one copy per batch, not per message.
+        if (!link.send(out.view().slice())) dropped++;
+        out.clear();
+      }
+    }
+    if (outcome === 'closed' && !ring.hasData()) break;
+  }
+  ring.close();
+  await link.stop();
+  logger.debug({ staleRegions }, 'replicator stopped');
+  (port as NonNullable<typeof port>).postMessage({ type: 'closed' });
+}
+
+run().catch((err: unknown) => {
+  logger.error({ err }, 'replicator stopped on an error');
+  (port as NonNullable<typeof port>).postMessage({ type: 'error', error: errorRecord(err) });
+});

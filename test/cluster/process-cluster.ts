@@ -1,0 +1,220 @@
+/**
+ * A cluster of node processes on 127.0.0.1 for tests and benchmarks: start, stop,
+ * SIGKILL and restart members, and talk to each over IPC (`node-process.ts`).
+ */
+
+import { type ChildProcess, fork } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const NODE_SCRIPT = fileURLToPath(new URL('./node-process.js', import.meta.url));
+const RECORDING_SM = new URL('./recording-sm.js', import.meta.url).href;
+
+/** A free loopback port, found by binding port 0 and closing. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+interface Member {
+  readonly id: string;
+  readonly port: number;
+  readonly dataDir: string;
+  child: ChildProcess | null;
+  nextReq: number;
+  readonly pending: Map<
+    number,
+    { resolve: (v: unknown) => void; reject: (e: Error) => void; onAcked?: (indexes: number[]) => void }
+  >;
+}
+
+export interface ClusterOptions {
+  size?: number;
+  stateMachine?: string;
+  electionTimeoutMs?: number;
+  heartbeatIntervalMs?: number;
+  sync?: boolean;
+  logLevel?: string;
+  extra?: Record<string, unknown>;
+}
+
+/** A cluster of `size` node processes. */
+export class ProcessCluster {
+  readonly root: string;
+  readonly members = new Map<string, Member>();
+  private readonly opts: Required<Omit<ClusterOptions, 'extra'>> & { extra: Record<string, unknown> };
+  private peers: string[] = [];
+
+  private constructor(root: string, opts: ClusterOptions) {
+    this.root = root;
+    this.opts = {
+      size: opts.size ?? 3,
+      stateMachine: opts.stateMachine ?? RECORDING_SM,
+      electionTimeoutMs: opts.electionTimeoutMs ?? 500,
+      heartbeatIntervalMs: opts.heartbeatIntervalMs ?? 50,
+      sync: opts.sync ?? true,
+      logLevel: opts.logLevel ?? 'warn',
+      extra: opts.extra ?? {},
+    };
+  }
+
+  static async start(opts: ClusterOptions = {}): Promise<ProcessCluster> {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'raftline-cluster-'));
+    const c = new ProcessCluster(root, opts);
+    for (let i = 1; i <= c.opts.size; i++) {
+      const id = `n${i}`;
+      c.members.set(id, {
+        id,
+        port: await freePort(),
+        dataDir: path.join(root, id),
+        child: null,
+        nextReq: 1,
+        pending: new Map(),
+      });
+    }
+    c.peers = [...c.members.values()].map((m) => `${m.id}=127.0.0.1:${m.port}`);
+    await Promise.all([...c.members.keys()].map((id) => c.startMember(id)));
+    return c;
+  }
+
+  ids(): string[] {
+    return [...this.members.keys()];
+  }
+
+  member(id: string): Member {
+    const m = this.members.get(id);
+    if (!m) throw new Error(`no member ${id}`);
+    return m;
+  }
+
+  /** Starts (or restarts) a member's process and waits until it serves. */
+  async startMember(id: string): Promise<void> {
+    const m = this.member(id);
+    const options = {
+      id,
+      dataDir: m.dataDir,
+      listen: `127.0.0.1:${m.port}`,
+      peers: this.peers,
+      stateMachine: this.opts.stateMachine,
+      electionTimeoutMs: this.opts.electionTimeoutMs,
+      heartbeatIntervalMs: this.opts.heartbeatIntervalMs,
+      sync: this.opts.sync,
+      logLevel: this.opts.logLevel,
+      ...this.opts.extra,
+    };
+    const child = fork(NODE_SCRIPT, [JSON.stringify(options)], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      serialization: 'advanced',
+    });
+    m.child = child;
+    await new Promise<void>((resolve, reject) => {
+      const onMessage = (msg: {
+        type: string;
+        id?: number;
+        result?: unknown;
+        indexes?: number[];
+        error?: { code: string; message: string };
+      }): void => {
+        if (msg.type === 'ready') resolve();
+        else if (msg.type === 'acked' && msg.id !== undefined) m.pending.get(msg.id)?.onAcked?.(msg.indexes ?? []);
+        else if (msg.type === 'start-error') reject(new Error(`${id} failed to start: ${msg.error?.message}`));
+        else if (msg.type === 'reply' && msg.id !== undefined) {
+          const p = m.pending.get(msg.id);
+          if (!p) return;
+          m.pending.delete(msg.id);
+          if (msg.error) p.reject(Object.assign(new Error(msg.error.message), { code: msg.error.code }));
+          else p.resolve(msg.result);
+        }
+      };
+      child.on('message', onMessage);
+      child.once('exit', (code, signal) => {
+        reject(new Error(`${id} exited (${code ?? signal}) before it was ready`));
+        for (const p of m.pending.values()) p.reject(new Error(`${id} exited`));
+        m.pending.clear();
+        if (m.child === child) m.child = null;
+      });
+    });
+  }
+
+  /** Sends a request to a member's process. */
+  request<T = unknown>(
+    id: string,
+    op: string,
+    args: Record<string, unknown> = {},
+    onAcked?: (indexes: number[]) => void,
+  ): Promise<T> {
+    const m = this.member(id);
+    const child = m.child;
+    if (!child) return Promise.reject(new Error(`${id} is not running`));
+    const reqId = m.nextReq++;
+    return new Promise<T>((resolve, reject) => {
+      m.pending.set(reqId, { resolve: resolve as (v: unknown) => void, reject, ...(onAcked ? { onAcked } : {}) });
+      child.send({ id: reqId, op, ...args });
+    });
+  }
+
+  /** SIGKILLs a member (no shutdown, no flush) and waits for it to be gone. */
+  async kill(id: string): Promise<void> {
+    const m = this.member(id);
+    const child = m.child;
+    if (!child) return;
+    const gone = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await gone;
+  }
+
+  /** Asks a member to shut down cleanly. */
+  async stop(id: string): Promise<void> {
+    const m = this.member(id);
+    const child = m.child;
+    if (!child) return;
+    const gone = new Promise((r) => child.once('exit', r));
+    await this.request(id, 'shutdown').catch(() => {});
+    await gone;
+  }
+
+  running(): string[] {
+    return this.ids().filter((id) => this.member(id).child !== null);
+  }
+
+  /** Waits until exactly one running member leads and the others follow it; returns its id. */
+  async waitForLeader(timeoutMs = 15_000, among: string[] = this.running()): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const statuses = await Promise.all(among.map((id) => this.request<{ role: string; leader: string | null }>(id, 'status')));
+      const leaders = statuses.filter((s) => s.role === 'Leader');
+      if (leaders.length === 1) {
+        const lead = among[statuses.indexOf(leaders[0] as (typeof statuses)[number])] as string;
+        if (statuses.every((s) => s.leader === lead)) return lead;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`no single leader among ${among.join(',')} within ${timeoutMs} ms`);
+  }
+
+  /** Waits until every given member has applied at least `index`. */
+  async waitForApplied(index: number, among: string[] = this.running(), timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const statuses = await Promise.all(among.map((id) => this.request<{ appliedIndex: number }>(id, 'status')));
+      if (statuses.every((s) => s.appliedIndex >= index)) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`not every member of ${among.join(',')} applied ${index} within ${timeoutMs} ms`);
+  }
+
+  /** Kills every process still running and removes the data directories. */
+  async destroy(): Promise<void> {
+    await Promise.all(this.running().map((id) => this.kill(id)));
+    fs.rmSync(this.root, { recursive: true, force: true });
+  }
+}
