@@ -42,17 +42,27 @@ try {
   const idleSeconds = Number(values.idle);
   if (idleSeconds > 0) {
     // Idle CPU: user+system time each process used while the cluster had nothing to do.
-    const before = await Promise.all(cluster.ids().map((id) => cluster.request<{ cpu: NodeJS.CpuUsage }>(id, 'status')));
+    const before = await Promise.all(
+      cluster.ids().map((id) => cluster.request<{ cpu: NodeJS.CpuUsage }>(id, 'status')),
+    );
     await new Promise((r) => setTimeout(r, idleSeconds * 1000));
-    const after = await Promise.all(cluster.ids().map((id) => cluster.request<{ cpu: NodeJS.CpuUsage }>(id, 'status')));
+    const after = await Promise.all(
+      cluster.ids().map((id) => cluster.request<{ cpu: NodeJS.CpuUsage }>(id, 'status')),
+    );
     cluster.ids().forEach((id, i) => {
       const b = (before[i] as { cpu: NodeJS.CpuUsage }).cpu;
       const a = (after[i] as { cpu: NodeJS.CpuUsage }).cpu;
       const cpuMs = (a.user - b.user + a.system - b.system) / 1000;
-      console.log(`idle ${id}${id === lead ? ' (leader)' : ''}: ${cpuMs.toFixed(1)} ms CPU in ${idleSeconds} s = ${((cpuMs / (idleSeconds * 1000)) * 100).toFixed(2)}% of one core`);
+      console.log(
+        `idle ${id}${id === lead ? ' (leader)' : ''}: ${cpuMs.toFixed(1)} ms CPU in ${idleSeconds} s = ${((cpuMs / (idleSeconds * 1000)) * 100).toFixed(2)}% of one core`,
+      );
     });
   }
-  await cluster.request(lead, 'bench', { seconds: 1, window: Number(values.window), payloadBytes: Number(values.payload) });
+  await cluster.request(lead, 'bench', {
+    seconds: 1,
+    window: Number(values.window),
+    payloadBytes: Number(values.payload),
+  });
   const r = await cluster.request<BenchResult>(lead, 'bench', {
     seconds: Number(values.seconds),
     window: Number(values.window),

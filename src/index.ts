@@ -1,5 +1,6 @@
 /** raftline's public API. */
-export { RaftNode } from './main/raft-node.js';
-export type { NodeStatus, RaftNodeOptions, ReadConsistency } from './main/raft-node.js';
+
 export * from './main/errors.js';
+export type { NodeStatus, RaftNodeOptions, ReadConsistency } from './main/raft-node.js';
+export { RaftNode } from './main/raft-node.js';
 export type { ApplyIterator, StateMachine, Value } from './main/state-machine.js';

@@ -25,7 +25,14 @@ import { bootstrapSnapshot, MemoryStorage } from '../raft/storage.js';
 import { type Entry, EntryType, type Index, NO_NODE, type NodeId, Role, type Term } from '../raft/types.js';
 import { formatHostPort, type PeerSpec } from '../shared/address.js';
 import { ControlBlock, posDiff } from '../shared/control-block.js';
-import { encodedEntryBytes, encodeEntry, readU32, readU64, writeU32, writeU64 } from '../shared/entry-codec.js';
+import {
+  encodedEntryBytes,
+  encodeEntry,
+  readU32,
+  readU64,
+  writeU32,
+  writeU64,
+} from '../shared/entry-codec.js';
 import { LogWindowWriter } from '../shared/log-window.js';
 import {
   type DecodedRaftMessageFrame,
@@ -36,6 +43,7 @@ import {
 import {
   BARRIER_FRAME_BYTES,
   BARRIER_SEQ_OFFSET,
+  CONTROL_SLOT_WRITER_DONE_SEQ,
   ENTRIES_FLAG_WANT_RESULTS,
   ENTRIES_HEADER_BYTES,
   FSM_EVENT_BODY_OFFSET,
@@ -51,8 +59,6 @@ import {
   REPLICATOR_HEAD_BYTES_OFFSET,
   REPLICATOR_HEAD_OFFSET,
   REPLICATOR_WINDOW_POS_OFFSET,
-  RecordSource,
-  ReplicatorFrame,
   RESULT_APPLIED_INDEX_OFFSET,
   RESULT_FAILED_BODY_OFFSET,
   RESULT_INDEX_OFFSET,
@@ -61,16 +67,17 @@ import {
   RESULT_QUERY_OK_OFFSET,
   RESULT_TERM_OFFSET,
   RESULT_VALUE_BODY_OFFSET,
+  RecordSource,
+  ReplicatorFrame,
   ResultFrame,
   WriterFrame,
-  CONTROL_SLOT_WRITER_DONE_SEQ,
 } from '../shared/protocol.js';
 import { atomicsWaitAsync, createRingBuffer, RingConsumer } from '../shared/ring.js';
 import { decodeRecords, fromUtf8, utf8, writeEntriesHeader } from '../shared/thread-codec.js';
 import { decodeValue, encodeValue } from '../shared/value-codec.js';
+import type { FsmData } from '../workers/fsm/worker.js';
 import type { LogWriterData, LogWriterRecovered } from '../workers/log-writer/worker.js';
 import type { ReplicatorData, ReplicatorEvent } from '../workers/replicator/worker.js';
-import type { FsmData } from '../workers/fsm/worker.js';
 import type { ErrorRecord } from '../workers/worker-support.js';
 import { dataDirPaths } from './data-dir.js';
 import {
@@ -144,7 +151,13 @@ export interface NodeStatus {
   readonly durableIndex: Index;
   readonly voters: readonly NodeId[];
   readonly learners: readonly NodeId[];
-  readonly peers: readonly { id: NodeId; address: string; connected: boolean; matchIndex: Index; lastAckAgoMs: number | null }[];
+  readonly peers: readonly {
+    id: NodeId;
+    address: string;
+    connected: boolean;
+    matchIndex: Index;
+    lastAckAgoMs: number | null;
+  }[];
   readonly pendingApplies: number;
   readonly logWindow: { usedBytes: number; capacityBytes: number; overflowEntries: number };
   readonly stateMachineError: string | null;
@@ -177,7 +190,8 @@ export class Coordinator extends EventEmitter {
   private readSeq = 0;
 
   private appendSeq = 0;
-  private readonly pendingAppends: { seq: number; work: AppendWork }[] = [];
+  /** Append work items handed to the log-writer and not yet durable, with where their window bytes begin. */
+  private readonly pendingAppends: { seq: number; work: AppendWork; windowPos: number }[] = [];
   private appliedIndex: Index = 0;
   private readonly handoff = { pos: 0, byteLength: 0, last: 0 };
 
@@ -228,7 +242,9 @@ export class Coordinator extends EventEmitter {
       logLevel: o.logLevel,
       nodeId: o.id,
     };
-    this.writer = new Worker(new URL('../workers/log-writer/worker.js', import.meta.url), { workerData: writerData });
+    this.writer = new Worker(new URL('../workers/log-writer/worker.js', import.meta.url), {
+      workerData: writerData,
+    });
     const recovered = await firstMessage<LogWriterRecovered>(this.writer, 'recovered', 'log-writer');
     this.writer.on('message', (m: { type: string; error?: ErrorRecord }) => {
       if (m.type === 'error' && m.error) this.fail(new StorageError(`log-writer: ${m.error.message}`));
@@ -256,7 +272,12 @@ export class Coordinator extends EventEmitter {
     });
     this.lastTerm = this.core.term;
     this.log.info(
-      { term: this.core.term, vote: this.core.vote, lastIndex: recovered.lastIndex, entries: recovered.entryCount },
+      {
+        term: this.core.term,
+        vote: this.core.vote,
+        lastIndex: recovered.lastIndex,
+        entries: recovered.entryCount,
+      },
       'node recovered',
     );
 
@@ -280,6 +301,10 @@ export class Coordinator extends EventEmitter {
       throw err;
     }
     this.fsm.on('error', (err) => this.fail(new StateMachineError(`fsm thread crashed: ${err.message}`)));
+    this.fsm.on('message', (m: { type: string; error?: ErrorRecord }) => {
+      if (m.type === 'error' && m.error)
+        this.fail(new StateMachineError(`fsm thread stopped: ${m.error.message}`));
+    });
 
     this.server = new PeerServer({
       host: o.listen.host,
@@ -318,21 +343,28 @@ export class Coordinator extends EventEmitter {
       window: this.window.buffer,
       logLevel: this.opts.logLevel,
     };
-    const worker = new Worker(new URL('../workers/replicator/worker.js', import.meta.url), { workerData: data });
+    const worker = new Worker(new URL('../workers/replicator/worker.js', import.meta.url), {
+      workerData: data,
+    });
     const peer: Peer = { spec, slot, outbox: new RingOutbox(ring), worker, connected: false };
     worker.on('message', (m: ReplicatorEvent | { type: 'error'; error: ErrorRecord }) => {
       if (m.type === 'link') {
         peer.connected = m.connected;
-        this.log.info({ peer: spec.id, connected: m.connected, dropped: m.dropped }, m.connected ? 'peer connected' : 'peer disconnected');
+        this.log.info(
+          { peer: spec.id, connected: m.connected, dropped: m.dropped },
+          m.connected ? 'peer connected' : 'peer disconnected',
+        );
         if (!m.connected && this.core) {
           this.core.reportUnreachable(spec.id);
           this.scheduleReady();
         }
       } else if (m.type === 'error') {
-        this.log.error({ peer: spec.id, error: m.error }, 'replicator failed');
+        this.fail(new RaftError('ERR_RAFT_INTERNAL', `replicator for ${spec.id} failed: ${m.error.message}`));
       }
     });
-    worker.on('error', (err) => this.log.error({ peer: spec.id, err }, 'replicator crashed'));
+    worker.on('error', (err) =>
+      this.fail(new RaftError('ERR_RAFT_INTERNAL', `replicator for ${spec.id} crashed: ${err.message}`)),
+    );
     this.peers.set(spec.id, peer);
   }
 
@@ -346,7 +378,12 @@ export class Coordinator extends EventEmitter {
       return Promise.reject(new BusyError(`${this.opts.maxPendingApplies} applies are already waiting`));
     }
     return new Promise<Value>((resolve, reject) => {
-      this.proposals.push({ data, resolve, reject, deadlineMs: performance.now() + this.opts.requestTimeoutMs });
+      this.proposals.push({
+        data,
+        resolve,
+        reject,
+        deadlineMs: performance.now() + this.opts.requestTimeoutMs,
+      });
       this.scheduleReady();
     });
   }
@@ -520,7 +557,10 @@ export class Coordinator extends EventEmitter {
       this.fsmEvent(FsmEvent.LeaderStart, { term: this.core.term });
       this.emit('leaderStart', this.core.term);
     } else if (wasLeader && !isLeader) {
-      this.fsmEvent(FsmEvent.LeaderStop, { code: 'ERR_RAFT_NOT_LEADER', message: `stepped down in term ${this.core.term}` });
+      this.fsmEvent(FsmEvent.LeaderStop, {
+        code: 'ERR_RAFT_NOT_LEADER',
+        message: `stepped down in term ${this.core.term}`,
+      });
       this.emit('leaderStop', this.core.term);
     }
     if (prev.leader !== ss.leader) {
@@ -577,7 +617,11 @@ export class Coordinator extends EventEmitter {
     const m = frame.message;
     const peer = this.peers.get(m.from);
     if (peer && (m.type === MessageType.MsgAppResp || m.type === MessageType.MsgHeartbeatResp)) {
-      this.control.setPeer(peer.slot, m.reject ? this.control.peerMatchIndex(peer.slot) : m.index, performance.now());
+      this.control.setPeer(
+        peer.slot,
+        m.reject ? this.control.peerMatchIndex(peer.slot) : m.index,
+        performance.now(),
+      );
     }
     this.core.step(m);
     this.scheduleReady();
@@ -591,6 +635,7 @@ export class Coordinator extends EventEmitter {
       return;
     }
     const out = this.writerOutbox;
+    const windowPos = this.window.position;
     this.forEachRun(work.entries, true, WriterFrame.Entries, 0, out);
     if (work.hardState) {
       const vote = utf8(work.hardState.vote);
@@ -608,7 +653,7 @@ export class Coordinator extends EventEmitter {
     f[0] = WriterFrame.Barrier;
     writeU32(f, BARRIER_SEQ_OFFSET, seq);
     out.commit();
-    this.pendingAppends.push({ seq, work });
+    this.pendingAppends.push({ seq, work, windowPos });
   }
 
   /**
@@ -616,57 +661,77 @@ export class Coordinator extends EventEmitter {
    * region go by reference, the rest inline. With `writeWindow` the entries are first
    * written into the window (new entries: the only place an entry is ever encoded).
    */
-  private forEachRun(entries: readonly Entry[], writeWindow: boolean, kind: number, flags: number, out: RingOutbox): void {
-    let i = 0;
+  private forEachRun(
+    entries: readonly Entry[],
+    writeWindow: boolean,
+    kind: number,
+    flags: number,
+    out: RingOutbox,
+  ): void {
     const n = entries.length;
-    if (writeWindow) for (const e of entries) this.window.append(e);
-    while (i < n) {
-      const first = entries[i] as Entry;
-      if (this.window.has(first.index)) {
-        this.window.run(first.index, (entries[n - 1] as Entry).index, this.handoff);
-        const count = this.handoff.last - first.index + 1;
-        const last = entries[i + count - 1] as Entry;
-        const f = out.reserve(ENTRIES_HEADER_BYTES);
-        writeEntriesHeader(f, 0, {
-          kind,
-          source: RecordSource.Window,
-          flags,
-          recordCount: count,
-          firstIndex: first.index,
-          lastIndex: last.index,
-          lastTerm: last.term,
-          windowPos: this.handoff.pos,
-          byteLength: this.handoff.byteLength,
-        });
-        out.commit();
-        i += count;
-        continue;
+    let start = 0;
+    let inWindow = false;
+    let startPos = 0;
+    let endPos = 0;
+    let inlineBytes = 0;
+    for (let k = 0; k < n; k++) {
+      const e = entries[k] as Entry;
+      // New entries go into the window here: the only place an entry is ever encoded.
+      // One that does not fit travels inline instead.
+      const here = writeWindow ? this.window.append(e) : this.window.has(e.index);
+      if (k > start) {
+        const joins = here
+          ? inWindow && this.window.posOf(e.index) === endPos
+          : !inWindow && inlineBytes < MAX_INLINE_RUN_BYTES;
+        if (!joins) {
+          this.emitRun(entries, start, k, inWindow, startPos, endPos, inlineBytes, kind, flags, out);
+          start = k;
+        }
       }
-      // Not in the window: inline, up to the next entry that is (or a size cap).
-      let j = i;
-      let bytes = 0;
-      while (j < n && !this.window.has((entries[j] as Entry).index) && (j === i || bytes < MAX_INLINE_RUN_BYTES)) {
-        bytes += encodedEntryBytes(entries[j] as Entry);
-        j++;
+      if (k === start) {
+        inWindow = here;
+        startPos = here ? this.window.posOf(e.index) : 0;
+        endPos = startPos;
+        inlineBytes = 0;
       }
-      const last = entries[j - 1] as Entry;
-      const f = out.reserve(ENTRIES_HEADER_BYTES + bytes);
-      writeEntriesHeader(f, 0, {
-        kind,
-        source: RecordSource.Inline,
-        flags,
-        recordCount: j - i,
-        firstIndex: first.index,
-        lastIndex: last.index,
-        lastTerm: last.term,
-        windowPos: 0,
-        byteLength: bytes,
-      });
-      let at = ENTRIES_HEADER_BYTES;
-      for (let k = i; k < j; k++) at += encodeEntry(entries[k] as Entry, f, at);
-      out.commit();
-      i = j;
+      if (here) endPos = (endPos + this.window.recordBytesOf(e.index)) >>> 0;
+      else inlineBytes += encodedEntryBytes(e);
     }
+    if (n > start) this.emitRun(entries, start, n, inWindow, startPos, endPos, inlineBytes, kind, flags, out);
+  }
+
+  /** One frame for entries[from, to): a window region, or the records inline. */
+  private emitRun(
+    entries: readonly Entry[],
+    from: number,
+    to: number,
+    inWindow: boolean,
+    startPos: number,
+    endPos: number,
+    inlineBytes: number,
+    kind: number,
+    flags: number,
+    out: RingOutbox,
+  ): void {
+    const first = entries[from] as Entry;
+    const last = entries[to - 1] as Entry;
+    const f = out.reserve(ENTRIES_HEADER_BYTES + (inWindow ? 0 : inlineBytes));
+    writeEntriesHeader(f, 0, {
+      kind,
+      source: inWindow ? RecordSource.Window : RecordSource.Inline,
+      flags,
+      recordCount: to - from,
+      firstIndex: first.index,
+      lastIndex: last.index,
+      lastTerm: last.term,
+      windowPos: startPos,
+      byteLength: inWindow ? posDiff(endPos, startPos) : inlineBytes,
+    });
+    if (!inWindow) {
+      let at = ENTRIES_HEADER_BYTES;
+      for (let k = from; k < to; k++) at += encodeEntry(entries[k] as Entry, f, at);
+    }
+    out.commit();
   }
 
   /** Waits (without blocking) for the log-writer to publish durable barriers. */
@@ -700,11 +765,18 @@ export class Coordinator extends EventEmitter {
     this.processReady();
   }
 
+  /**
+   * Frees window bytes nobody needs: everything before the oldest append work item the
+   * log-writer has not made durable, and before the oldest entry the fsm has not applied.
+   * Both are counted here, from what was handed out, rather than from positions the
+   * workers report: an entry written to the window but sent inline (the window filled up
+   * mid-batch) is never read by any worker, and must not hold the window forever.
+   */
   private reclaimWindow(): void {
-    const writerPos = this.control.writerReleasedPos;
-    const fsmPos = this.window.holdFor(this.appliedIndex + 1);
-    // Everything not yet handed to the log-writer is also held: it is past writerPos.
-    const hold = posDiff(writerPos, fsmPos) < 0 ? writerPos : fsmPos;
+    const oldest = this.pendingAppends[0];
+    const writerHold = oldest ? oldest.windowPos : this.window.position;
+    const fsmHold = this.window.holdFor(this.appliedIndex + 1);
+    const hold = posDiff(writerHold, fsmHold) < 0 ? writerHold : fsmHold;
     this.control.windowReclaimedPos = this.window.reclaim(hold);
   }
 
@@ -720,7 +792,10 @@ export class Coordinator extends EventEmitter {
     for (const e of work.entries) {
       if (e.type === EntryType.ConfChange) {
         const conf = this.core.configurationAt(e.index);
-        this.fsmEvent(FsmEvent.ConfigurationCommitted, { voters: [...conf.voters], learners: [...conf.learners] });
+        this.fsmEvent(FsmEvent.ConfigurationCommitted, {
+          voters: [...conf.voters],
+          learners: [...conf.learners],
+        });
       }
     }
   }
@@ -863,7 +938,11 @@ export class Coordinator extends EventEmitter {
     for (const [index, w] of this.waiters) {
       if (w.deadlineMs > now) continue;
       this.waiters.delete(index);
-      w.reject(new TimeoutError(`apply of index ${index} not answered in ${this.opts.requestTimeoutMs} ms; its outcome is unknown`));
+      w.reject(
+        new TimeoutError(
+          `apply of index ${index} not answered in ${this.opts.requestTimeoutMs} ms; its outcome is unknown`,
+        ),
+      );
     }
     for (const [ctx, r] of this.reads) {
       if (r.deadlineMs > now) continue;

@@ -83,7 +83,10 @@ export function checkClusterRecord(
   }
   const have = JSON.parse(fs.readFileSync(file, 'utf8')) as ClusterRecord;
   if (have.clusterId !== want.clusterId) {
-    throw onMismatch('clusterId', `${dataDir} belongs to cluster '${have.clusterId}', not '${want.clusterId}'`);
+    throw onMismatch(
+      'clusterId',
+      `${dataDir} belongs to cluster '${have.clusterId}', not '${want.clusterId}'`,
+    );
   }
   const a = [...have.voters].sort().join(',');
   const b = [...want.voters].sort().join(',');

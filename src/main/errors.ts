@@ -19,7 +19,10 @@ export class NotLeaderError extends RaftError {
   readonly leaderId: string | null;
   readonly leaderAddress: string | null;
   constructor(leaderId: string | null, leaderAddress: string | null, detail = 'this node is not the leader') {
-    super('ERR_RAFT_NOT_LEADER', leaderId ? `${detail}; the leader is ${leaderId} (${leaderAddress})` : `${detail}; no leader is known`);
+    super(
+      'ERR_RAFT_NOT_LEADER',
+      leaderId ? `${detail}; the leader is ${leaderId} (${leaderAddress})` : `${detail}; no leader is known`,
+    );
     this.leaderId = leaderId;
     this.leaderAddress = leaderAddress;
   }
@@ -86,7 +89,10 @@ export class InvalidOptionError extends RaftError {
 /** Another process holds the data directory. */
 export class DataDirLockedError extends RaftError {
   constructor(dataDir: string) {
-    super('ERR_RAFT_DATA_DIR_LOCKED', `data directory ${dataDir} is in use by another raftline node (its LOCK is held)`);
+    super(
+      'ERR_RAFT_DATA_DIR_LOCKED',
+      `data directory ${dataDir} is in use by another raftline node (its LOCK is held)`,
+    );
   }
 }
 

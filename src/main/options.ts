@@ -4,9 +4,15 @@
  * (a typo such as `electionTimeout` must not silently fall back to a default).
  */
 
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import path from 'node:path';
-import { AddressError, type HostPort, type PeerSpec, parseHostPort, parsePeerSpec } from '../shared/address.js';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import {
+  AddressError,
+  type HostPort,
+  type PeerSpec,
+  parseHostPort,
+  parsePeerSpec,
+} from '../shared/address.js';
 import { InvalidOptionError } from './errors.js';
 
 /** What a caller passes to `RaftNode.start`. */
@@ -115,7 +121,8 @@ function str(o: Record<string, unknown>, name: string, dflt?: string): string {
 
 /** Applies defaults and checks every option; throws InvalidOptionError naming the first bad one. */
 export function resolveOptions(input: RaftNodeOptions): ResolvedOptions {
-  if (input === null || typeof input !== 'object') throw new InvalidOptionError('options', 'must be an object');
+  if (input === null || typeof input !== 'object')
+    throw new InvalidOptionError('options', 'must be an object');
   const o = input as unknown as Record<string, unknown>;
   for (const key of Object.keys(o)) {
     if (!KNOWN.has(key)) throw new InvalidOptionError(key, 'is not a RaftNode option');
@@ -134,7 +141,8 @@ export function resolveOptions(input: RaftNodeOptions): ResolvedOptions {
   }
   const peers: PeerSpec[] = [];
   for (const spec of o.peers) {
-    if (typeof spec !== 'string') throw new InvalidOptionError('peers', `entries must be strings, got ${JSON.stringify(spec)}`);
+    if (typeof spec !== 'string')
+      throw new InvalidOptionError('peers', `entries must be strings, got ${JSON.stringify(spec)}`);
     let p: PeerSpec;
     try {
       p = parsePeerSpec(spec);
@@ -142,10 +150,12 @@ export function resolveOptions(input: RaftNodeOptions): ResolvedOptions {
       if (err instanceof AddressError) throw new InvalidOptionError('peers', err.message);
       throw err;
     }
-    if (peers.some((q) => q.id === p.id)) throw new InvalidOptionError('peers', `node id ${p.id} appears twice`);
+    if (peers.some((q) => q.id === p.id))
+      throw new InvalidOptionError('peers', `node id ${p.id} appears twice`);
     peers.push(p);
   }
-  if (!peers.some((p) => p.id === id)) throw new InvalidOptionError('peers', `must include this node's id ${id}`);
+  if (!peers.some((p) => p.id === id))
+    throw new InvalidOptionError('peers', `must include this node's id ${id}`);
   const sm = o.stateMachine;
   let stateMachine: string;
   if (sm instanceof URL) stateMachine = sm.href;
@@ -172,7 +182,8 @@ export function resolveOptions(input: RaftNodeOptions): ResolvedOptions {
     throw new InvalidOptionError('logWindowBytes', `must be a power of two, got ${logWindowBytes}`);
   }
   const logLevel = str(o, 'logLevel', 'info');
-  if (!LEVELS.has(logLevel)) throw new InvalidOptionError('logLevel', `must be one of ${[...LEVELS].join(', ')}`);
+  if (!LEVELS.has(logLevel))
+    throw new InvalidOptionError('logLevel', `must be one of ${[...LEVELS].join(', ')}`);
   return {
     id,
     dataDir,

@@ -17,8 +17,8 @@
 
 import { EventEmitter } from 'node:events';
 import pino, { type Logger } from 'pino';
-import { checkClusterRecord, DataDirLock } from './data-dir.js';
 import { Coordinator, type NodeStatus, type ReadConsistency } from './coordinator.js';
+import { checkClusterRecord, DataDirLock } from './data-dir.js';
 import { InvalidOptionError, ShutdownError } from './errors.js';
 import { type RaftNodeOptions, resolveOptions } from './options.js';
 import type { Value } from './state-machine.js';
@@ -53,7 +53,8 @@ export class RaftNode extends EventEmitter {
   static async start(options: RaftNodeOptions, logger?: Logger): Promise<RaftNode> {
     const opts = resolveOptions(options);
     const log =
-      logger ?? pino({ level: opts.logLevel, base: { node: opts.id } }, pino.destination({ fd: 2, sync: false }));
+      logger ??
+      pino({ level: opts.logLevel, base: { node: opts.id } }, pino.destination({ fd: 2, sync: false }));
     const lock = DataDirLock.acquire(opts.dataDir);
     try {
       checkClusterRecord(
@@ -86,7 +87,8 @@ export class RaftNode extends EventEmitter {
    * follower, BusyError when too many applies wait, TimeoutError (outcome unknown).
    */
   apply(command: Uint8Array): Promise<Value> {
-    if (!(command instanceof Uint8Array)) return Promise.reject(new TypeError('apply(command): command must be a Uint8Array'));
+    if (!(command instanceof Uint8Array))
+      return Promise.reject(new TypeError('apply(command): command must be a Uint8Array'));
     return this.coordinator.apply(command);
   }
 
@@ -99,7 +101,9 @@ export class RaftNode extends EventEmitter {
   read(query: Value, options: { consistency?: ReadConsistency } = {}): Promise<Value> {
     const consistency = options.consistency ?? 'linearizable';
     if (consistency !== 'linearizable' && consistency !== 'lease' && consistency !== 'stale') {
-      return Promise.reject(new InvalidOptionError('consistency', `must be linearizable, lease or stale, got ${consistency}`));
+      return Promise.reject(
+        new InvalidOptionError('consistency', `must be linearizable, lease or stale, got ${consistency}`),
+      );
     }
     return this.coordinator.read(query, consistency);
   }

@@ -47,7 +47,11 @@ export class LogWindowWriter {
   overflowEntries = 0;
 
   constructor(capacityBytes: number) {
-    if (!Number.isInteger(capacityBytes) || capacityBytes < 4096 || (capacityBytes & (capacityBytes - 1)) !== 0) {
+    if (
+      !Number.isInteger(capacityBytes) ||
+      capacityBytes < 4096 ||
+      (capacityBytes & (capacityBytes - 1)) !== 0
+    ) {
       throw new RangeError(`log window capacity ${capacityBytes} must be a power of two >= 4096`);
     }
     this.capacityBytes = capacityBytes;

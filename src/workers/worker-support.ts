@@ -17,7 +17,11 @@ export interface ErrorRecord {
 export function errorRecord(err: unknown): ErrorRecord {
   if (err instanceof Error) {
     const code = (err as { code?: unknown }).code;
-    return { name: err.name, code: typeof code === 'string' ? code : 'ERR_RAFT_INTERNAL', message: err.message };
+    return {
+      name: err.name,
+      code: typeof code === 'string' ? code : 'ERR_RAFT_INTERNAL',
+      message: err.message,
+    };
   }
   return { name: 'Error', code: 'ERR_RAFT_INTERNAL', message: String(err) };
 }

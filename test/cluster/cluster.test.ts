@@ -38,7 +38,9 @@ async function checkReplicas(): Promise<string[]> {
   const status = await cluster.request<{ lastIndex: number }>(lead, 'status');
   await cluster.waitForApplied(status.lastIndex);
   const logs = await Promise.all(
-    cluster.running().map((id) => cluster.request<string[]>(id, 'read', { query: 'all', consistency: 'stale' })),
+    cluster
+      .running()
+      .map((id) => cluster.request<string[]>(id, 'read', { query: 'all', consistency: 'stale' })),
   );
   const first = logs[0] as string[];
   for (const log of logs) assert.deepEqual(log, first, 'replicas applied different sequences');

@@ -68,7 +68,11 @@ async function write(
 }
 
 async function bench(node: RaftNode, seconds: number, window: number, payloadBytes: number): Promise<object> {
-  const h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+  const h = hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 60_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
   const payload = new Uint8Array(payloadBytes).fill(120);
   const stopAt = performance.now() + seconds * 1000;
   let ops = 0;
@@ -115,7 +119,14 @@ async function main(): Promise<void> {
           result = await node.read(req.query as Value, { consistency: req.consistency as 'linearizable' });
           break;
         case 'write':
-          result = await write(node, req.id, req.prefix as string, req.from as number, req.count as number, req.window as number);
+          result = await write(
+            node,
+            req.id,
+            req.prefix as string,
+            req.from as number,
+            req.count as number,
+            req.window as number,
+          );
           break;
         case 'bench':
           result = await bench(node, req.seconds as number, req.window as number, req.payloadBytes as number);
@@ -131,12 +142,19 @@ async function main(): Promise<void> {
       send({ type: 'reply', id: req.id, result });
     } catch (err) {
       const e = err as { code?: string; message?: string };
-      send({ type: 'reply', id: req.id, error: { code: e.code ?? 'unknown', message: e.message ?? String(err) } });
+      send({
+        type: 'reply',
+        id: req.id,
+        error: { code: e.code ?? 'unknown', message: e.message ?? String(err) },
+      });
     }
   });
 }
 
 main().catch((err) => {
-  send({ type: 'start-error', error: { code: (err as { code?: string }).code, message: (err as Error).message } });
+  send({
+    type: 'start-error',
+    error: { code: (err as { code?: string }).code, message: (err as Error).message },
+  });
   process.exit(1);
 });

@@ -125,8 +125,10 @@ export class ProcessCluster {
         error?: { code: string; message: string };
       }): void => {
         if (msg.type === 'ready') resolve();
-        else if (msg.type === 'acked' && msg.id !== undefined) m.pending.get(msg.id)?.onAcked?.(msg.indexes ?? []);
-        else if (msg.type === 'start-error') reject(new Error(`${id} failed to start: ${msg.error?.message}`));
+        else if (msg.type === 'acked' && msg.id !== undefined)
+          m.pending.get(msg.id)?.onAcked?.(msg.indexes ?? []);
+        else if (msg.type === 'start-error')
+          reject(new Error(`${id} failed to start: ${msg.error?.message}`));
         else if (msg.type === 'reply' && msg.id !== undefined) {
           const p = m.pending.get(msg.id);
           if (!p) return;
@@ -157,7 +159,11 @@ export class ProcessCluster {
     if (!child) return Promise.reject(new Error(`${id} is not running`));
     const reqId = m.nextReq++;
     return new Promise<T>((resolve, reject) => {
-      m.pending.set(reqId, { resolve: resolve as (v: unknown) => void, reject, ...(onAcked ? { onAcked } : {}) });
+      m.pending.set(reqId, {
+        resolve: resolve as (v: unknown) => void,
+        reject,
+        ...(onAcked ? { onAcked } : {}),
+      });
       child.send({ id: reqId, op, ...args });
     });
   }
@@ -190,7 +196,9 @@ export class ProcessCluster {
   async waitForLeader(timeoutMs = 15_000, among: string[] = this.running()): Promise<string> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      const statuses = await Promise.all(among.map((id) => this.request<{ role: string; leader: string | null }>(id, 'status')));
+      const statuses = await Promise.all(
+        among.map((id) => this.request<{ role: string; leader: string | null }>(id, 'status')),
+      );
       const leaders = statuses.filter((s) => s.role === 'Leader');
       if (leaders.length === 1) {
         const lead = among[statuses.indexOf(leaders[0] as (typeof statuses)[number])] as string;
@@ -205,7 +213,9 @@ export class ProcessCluster {
   async waitForApplied(index: number, among: string[] = this.running(), timeoutMs = 20_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      const statuses = await Promise.all(among.map((id) => this.request<{ appliedIndex: number }>(id, 'status')));
+      const statuses = await Promise.all(
+        among.map((id) => this.request<{ appliedIndex: number }>(id, 'status')),
+      );
       if (statuses.every((s) => s.appliedIndex >= index)) return;
       await new Promise((r) => setTimeout(r, 50));
     }

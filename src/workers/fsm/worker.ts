@@ -10,9 +10,9 @@
  */
 
 import { parentPort, workerData } from 'node:worker_threads';
-import type { Entry } from '../../raft/types.js';
 import type { Value } from '../../main/state-machine.js';
 import { loadStateMachine } from '../../main/state-machine.js';
+import type { Entry } from '../../raft/types.js';
 import { ControlBlock } from '../../shared/control-block.js';
 import { readU32, writeU32, writeU64 } from '../../shared/entry-codec.js';
 import { windowView } from '../../shared/log-window.js';
@@ -26,7 +26,6 @@ import {
   FSM_QUERY_ID_OFFSET,
   FsmEvent,
   FsmFrame,
-  RecordSource,
   RESULT_APPLIED_FRAME_BYTES,
   RESULT_APPLIED_INDEX_OFFSET,
   RESULT_APPLIED_POS_OFFSET,
@@ -37,6 +36,7 @@ import {
   RESULT_QUERY_OK_OFFSET,
   RESULT_TERM_OFFSET,
   RESULT_VALUE_BODY_OFFSET,
+  RecordSource,
   ResultFrame,
 } from '../../shared/protocol.js';
 import { RingConsumer, RingProducer } from '../../shared/ring.js';
@@ -106,7 +106,13 @@ async function run(): Promise<void> {
     scratch.bytes[0] = ResultFrame.Value;
     writeU64(scratch.bytes, RESULT_INDEX_OFFSET, index);
     writeU64(scratch.bytes, RESULT_TERM_OFFSET, term);
-    encodeValue(result, scratch);
+    try {
+      encodeValue(result, scratch);
+    } catch (err) {
+      // A result the codec cannot carry (a Map, a function...) is the user's bug in one
+      // entry's result, not a reason to stop applying: the caller gets an error value.
+      encodeValue({ error: `the state machine's result cannot be sent: ${(err as Error).message}` }, scratch);
+    }
     stage(scratch.view());
   };
   const applied = new Uint8Array(RESULT_APPLIED_FRAME_BYTES);
@@ -134,7 +140,10 @@ async function run(): Promise<void> {
           const got = await runner.applyBatch(entries, onResult);
           if ('error' in got) {
             failed = true;
-            logger.error({ err: got.error, index: got.failedIndex }, 'state machine onApply threw: applying stopped');
+            logger.error(
+              { err: got.error, index: got.failedIndex },
+              'state machine onApply threw: applying stopped',
+            );
             const body = utf8(JSON.stringify(errorRecord(got.error)));
             const f = new Uint8Array(RESULT_FAILED_BODY_OFFSET + body.byteLength);
             f[0] = ResultFrame.Failed;
@@ -165,7 +174,8 @@ async function run(): Promise<void> {
             scratch.clear();
             scratch.append(RESULT_QUERY_BODY_OFFSET);
             const msg = utf8(err instanceof Error ? err.message : String(err));
-            scratch.bytes.set(msg, scratch.append(msg.byteLength));
+            const at = scratch.append(msg.byteLength);
+            scratch.bytes.set(msg, at);
           }
           scratch.bytes.fill(0, 0, RESULT_QUERY_BODY_OFFSET);
           scratch.bytes[0] = ResultFrame.Query;

@@ -12,8 +12,8 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { ControlBlock } from '../../shared/control-block.js';
-import { windowView } from '../../shared/log-window.js';
 import { readU32, readU64 } from '../../shared/entry-codec.js';
+import { windowView } from '../../shared/log-window.js';
 import {
   BARRIER_SEQ_OFFSET,
   HARD_STATE_TERM_OFFSET,
@@ -67,7 +67,6 @@ function run(): void {
     sync: data.sync,
     logger,
   });
-  if (recovered.cutTail) logger.warn(recovered.cutTail, 'log recovery cut a torn tail');
   logger.info(
     { firstIndex: recovered.firstIndex, lastIndex: recovered.lastIndex, entries: recovered.entryCount },
     'log recovered',
@@ -108,7 +107,11 @@ function run(): void {
         break;
       }
       case WriterFrame.HardState:
-        vote = fromUtf8(frame, HARD_STATE_VOTE_OFFSET + 1, HARD_STATE_VOTE_OFFSET + 1 + (frame[HARD_STATE_VOTE_OFFSET] as number));
+        vote = fromUtf8(
+          frame,
+          HARD_STATE_VOTE_OFFSET + 1,
+          HARD_STATE_VOTE_OFFSET + 1 + (frame[HARD_STATE_VOTE_OFFSET] as number),
+        );
         // raft_meta is replaced and synced at once: votes are rare and must be durable
         // before the vote leaves, which the barrier after it guarantees.
         writeMeta(data.dataDir, { term: readU64(frame, HARD_STATE_TERM_OFFSET), vote }, data.sync);

@@ -81,10 +81,13 @@ function post(connected: boolean): void {
 function onFrame(frame: Uint8Array): void {
   if (frame[0] === ReplicatorFrame.Wire) {
     const body = frame.subarray(REPLICATOR_WIRE_BODY_OFFSET);
-    out.bytes.set(body, out.append(body.byteLength));
+    // append() first: it may replace out.bytes, so read the property only after it.
+    const at = out.append(body.byteLength);
+    out.bytes.set(body, at);
     return;
   }
-  if (frame[0] !== ReplicatorFrame.WindowMessage) throw new Error(`replicator: unknown frame kind ${frame[0]}`);
+  if (frame[0] !== ReplicatorFrame.WindowMessage)
+    throw new Error(`replicator: unknown frame kind ${frame[0]}`);
   const headBytes = readU32(frame, REPLICATOR_HEAD_BYTES_OFFSET);
   const pos = readU32(frame, REPLICATOR_WINDOW_POS_OFFSET);
   const byteLength = readU32(frame, REPLICATOR_BYTE_LENGTH_OFFSET);
@@ -104,7 +107,8 @@ function onFrame(frame: Uint8Array): void {
 function truncateOut(mark: number): void {
   const keep = out.bytes.slice(0, mark);
   out.clear();
-  out.bytes.set(keep, out.append(mark));
+  const at = out.append(mark);
+  out.bytes.set(keep, at);
 }
 
 async function run(): Promise<void> {

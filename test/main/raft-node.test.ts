@@ -1,0 +1,244 @@
+/**
+ * `RaftNode` end to end inside one process (each node still has its real worker
+ * threads, segment files and loopback sockets): the API, its errors, reads at each
+ * consistency, a state machine that throws, a damaged log, the data directory lock and
+ * a log window small enough that entries must travel inline.
+ */
+
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { counterCommand } from '../../examples/counter.js';
+import { kvCommand } from '../../examples/kv.js';
+import {
+  DataDirLockedError,
+  InvalidOptionError,
+  NotLeaderError,
+  RaftNode,
+  type RaftNodeOptions,
+  ShutdownError,
+  StateMachineError,
+} from '../../src/index.js';
+import { freePort } from '../cluster/process-cluster.js';
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'raftline-node-'));
+after(() => fs.rmSync(root, { recursive: true, force: true }));
+
+const COUNTER = new URL('../../examples/counter.js', import.meta.url);
+const KV = new URL('../../examples/kv.js', import.meta.url);
+const RECORDING = new URL('../cluster/recording-sm.js', import.meta.url);
+const encoder = new TextEncoder();
+let dirs = 0;
+
+async function cluster(
+  size: number,
+  extra: Partial<RaftNodeOptions> = {},
+): Promise<{ nodes: RaftNode[]; options: RaftNodeOptions[] }> {
+  const ports: number[] = [];
+  for (let i = 0; i < size; i++) ports.push(await freePort());
+  const base = path.join(root, `c${dirs++}`);
+  const peers = ports.map((p, i) => `n${i + 1}=127.0.0.1:${p}`);
+  const options = ports.map(
+    (p, i): RaftNodeOptions => ({
+      id: `n${i + 1}`,
+      dataDir: path.join(base, `n${i + 1}`),
+      listen: `127.0.0.1:${p}`,
+      peers,
+      stateMachine: COUNTER,
+      electionTimeoutMs: 300,
+      heartbeatIntervalMs: 30,
+      logLevel: 'silent',
+      ...extra,
+    }),
+  );
+  const nodes = await Promise.all(options.map((o) => RaftNode.start(o)));
+  return { nodes, options };
+}
+
+async function leaderOf(nodes: RaftNode[]): Promise<RaftNode> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const leaders = nodes.filter((n) => n.status().role === 'Leader');
+    const lead = leaders[0];
+    if (leaders.length === 1 && lead && nodes.every((n) => n.status().leader === lead.id)) return lead;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error('no leader');
+}
+
+test('a bad option fails at start and names the option', async () => {
+  const o = { id: 'n1', dataDir: path.join(root, 'bad'), listen: '127.0.0.1:1', peers: ['n1=127.0.0.1:1'] };
+  await assert.rejects(
+    RaftNode.start({ ...o, stateMachine: COUNTER, electionTimeout: 5 } as unknown as RaftNodeOptions),
+    (err: unknown) => err instanceof InvalidOptionError && err.option === 'electionTimeout',
+  );
+  await assert.rejects(
+    RaftNode.start({ ...o, stateMachine: COUNTER, heartbeatIntervalMs: 500 }),
+    (err: unknown) => err instanceof InvalidOptionError && /electionTimeoutMs/.test(err.message),
+  );
+  await assert.rejects(
+    RaftNode.start({ ...o, stateMachine: new URL('file:///nonexistent/sm.js') }),
+    /nonexistent\/sm\.js/,
+  );
+});
+
+test('one node: apply, reads at every consistency, events, status, a second node on the same dir, shutdown', async () => {
+  const port = await freePort();
+  const dataDir = path.join(root, 'single');
+  const options: RaftNodeOptions = {
+    id: 'n1',
+    dataDir,
+    listen: `127.0.0.1:${port}`,
+    peers: [`n1=127.0.0.1:${port}`],
+    stateMachine: COUNTER,
+    electionTimeoutMs: 300,
+    heartbeatIntervalMs: 30,
+    logLevel: 'silent',
+  };
+  const node = await RaftNode.start(options);
+  const started = new Promise<number>((resolve) => node.once('leaderStart', resolve));
+  await assert.rejects(RaftNode.start(options), DataDirLockedError);
+  const term = await started;
+  assert.ok(term >= 1);
+  assert.equal(await node.apply(counterCommand('inc', 5)), 5);
+  assert.equal(await node.apply(counterCommand('dec', 2)), 3);
+  const results = await Promise.all(Array.from({ length: 500 }, () => node.apply(counterCommand('inc'))));
+  assert.deepEqual(
+    results,
+    Array.from({ length: 500 }, (_, i) => 4 + i),
+  );
+  assert.equal(await node.read('get'), 503);
+  assert.equal(await node.read('get', { consistency: 'lease' }), 503);
+  assert.equal(await node.read('get', { consistency: 'stale' }), 503);
+  await assert.rejects(node.read('nonsense'), /get/);
+  const s = node.status();
+  assert.equal(s.role, 'Leader');
+  assert.equal(s.appliedIndex, s.commitIndex);
+  assert.equal(s.durableIndex, s.lastIndex);
+  await node.shutdown();
+  await assert.rejects(node.apply(counterCommand('inc')), ShutdownError);
+  // The lock is released: the node starts again and replays its log.
+  const again = await RaftNode.start(options);
+  await new Promise<void>((resolve) => again.once('leaderStart', () => resolve()));
+  assert.equal(await again.apply(counterCommand('inc')), 504);
+  await again.shutdown();
+});
+
+test('three nodes: NotLeaderError names the leader; followers serve linearizable reads; kv compare-and-swap', async () => {
+  const { nodes } = await cluster(3, { stateMachine: KV });
+  try {
+    const lead = await leaderOf(nodes);
+    const follower = nodes.find((n) => n !== lead) as RaftNode;
+    await assert.rejects(
+      follower.apply(kvCommand({ op: 'put', key: 'a', value: '1' })),
+      (err: unknown) =>
+        err instanceof NotLeaderError && err.leaderId === lead.id && err.leaderAddress === lead.address,
+    );
+    await lead.apply(kvCommand({ op: 'put', key: 'a', value: '1' }));
+    assert.deepEqual(await lead.apply(kvCommand({ op: 'cas', key: 'a', expected: '2', value: '3' })), {
+      ok: false,
+      current: '1',
+    });
+    assert.deepEqual(await lead.apply(kvCommand({ op: 'cas', key: 'a', expected: '1', value: '3' })), {
+      ok: true,
+      current: '3',
+    });
+    // A linearizable read on a follower sees every write acknowledged before it.
+    assert.equal(await follower.read({ op: 'get', key: 'a' }), '3');
+    assert.equal(await follower.read({ op: 'get', key: 'a' }, { consistency: 'lease' }), '3');
+  } finally {
+    await Promise.all(nodes.map((n) => n.shutdown()));
+  }
+});
+
+test('an onApply that throws stops applying on every node, and is reported', async () => {
+  const { nodes } = await cluster(3, { stateMachine: RECORDING });
+  try {
+    const lead = await leaderOf(nodes);
+    const errors: Error[] = [];
+    lead.on('error', (err: Error) => errors.push(err));
+    assert.equal(await lead.apply(encoder.encode('x')), 1);
+    await assert.rejects(lead.apply(encoder.encode('boom')), StateMachineError);
+    await assert.rejects(lead.apply(encoder.encode('y')), StateMachineError);
+    assert.match(lead.status().stateMachineError ?? '', /boom/);
+    assert.ok(errors.some((e) => e instanceof StateMachineError));
+    // Nothing after the failed entry is applied, and queries are refused: the state may be half-changed.
+    const applied = lead.status().appliedIndex;
+    await lead.read('count', { consistency: 'stale' }).then(
+      () => assert.fail('a query ran on a failed state machine'),
+      (err: Error) => assert.match(err.message, /stopped at index/),
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(lead.status().appliedIndex, applied);
+    // The command is deterministic, so every replica fails at the same entry.
+    const deadline = Date.now() + 5000;
+    while (nodes.some((n) => n.status().stateMachineError === null) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    for (const n of nodes) assert.match(n.status().stateMachineError ?? '', /boom/);
+  } finally {
+    await Promise.all(nodes.map((n) => n.shutdown()));
+  }
+});
+
+test('a log window too small for the load: entries travel inline and every node applies the same', async () => {
+  const { nodes } = await cluster(3, { stateMachine: RECORDING, logWindowBytes: 64 * 1024 });
+  try {
+    const lead = await leaderOf(nodes);
+    const big = 'x'.repeat(3000);
+    const results = await Promise.all(
+      Array.from({ length: 400 }, (_, i) => lead.apply(encoder.encode(`${i}:${big}`))),
+    );
+    assert.deepEqual(
+      results,
+      Array.from({ length: 400 }, (_, i) => i + 1),
+    );
+    const last = lead.status().lastIndex;
+    const deadline = Date.now() + 10_000;
+    while (nodes.some((n) => n.status().appliedIndex < last) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const logs = await Promise.all(nodes.map((n) => n.read('all', { consistency: 'stale' })));
+    for (const log of logs) assert.deepEqual(log, logs[0]);
+    assert.equal((logs[0] as string[]).length, 400);
+    assert.ok(
+      lead.status().logWindow.overflowEntries > 0,
+      'the test did not make entries overflow the window',
+    );
+  } finally {
+    await Promise.all(nodes.map((n) => n.shutdown()));
+  }
+});
+
+test('a byte flipped in the middle of the log: the node refuses to start, naming the file and offset', async () => {
+  const port = await freePort();
+  const dataDir = path.join(root, 'corrupt');
+  const options: RaftNodeOptions = {
+    id: 'n1',
+    dataDir,
+    listen: `127.0.0.1:${port}`,
+    peers: [`n1=127.0.0.1:${port}`],
+    stateMachine: COUNTER,
+    electionTimeoutMs: 300,
+    heartbeatIntervalMs: 30,
+    logLevel: 'silent',
+    segmentBytes: 64 * 1024,
+  };
+  const node = await RaftNode.start(options);
+  await new Promise<void>((resolve) => node.once('leaderStart', () => resolve()));
+  for (let i = 0; i < 20; i++) await node.apply(counterCommand('inc'));
+  await node.shutdown();
+  const logDir = path.join(dataDir, 'log');
+  const segment = path.join(logDir, fs.readdirSync(logDir).filter((f) => f.endsWith('.seg'))[0] as string);
+  const bytes = fs.readFileSync(segment);
+  const offset = 100; // inside the third record: valid records follow it
+  bytes[offset] = (bytes[offset] as number) ^ 0xff;
+  fs.writeFileSync(segment, bytes);
+  await assert.rejects(RaftNode.start(options), (err: Error) => {
+    assert.match(err.message, new RegExp(segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+    assert.match(err.message, /offset/);
+    return true;
+  });
+});
