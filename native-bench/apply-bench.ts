@@ -7,6 +7,7 @@
  */
 
 import { parseArgs } from 'node:util';
+import type { NodeStats } from '../src/main/coordinator.js';
 import { ProcessCluster } from '../test/cluster/process-cluster.js';
 
 const { values } = parseArgs({
@@ -63,16 +64,28 @@ try {
     window: Number(values.window),
     payloadBytes: Number(values.payload),
   });
+  const before = await cluster.request<{ stats: NodeStats; appliedIndex: number }>(lead, 'status');
   const r = await cluster.request<BenchResult>(lead, 'bench', {
     seconds: Number(values.seconds),
     window: Number(values.window),
     payloadBytes: Number(values.payload),
   });
-  const s = await cluster.request<{ commitIndex: number }>(lead, 'status');
+  const s = await cluster.request<{ commitIndex: number; stats: NodeStats; appliedIndex: number }>(
+    lead,
+    'status',
+  );
   console.log(
     `apply: ${r.ops} ops in ${r.elapsedS.toFixed(2)} s = ${Math.round(r.opsPerSec)} ops/s, errors ${r.errors}; ` +
       `latency µs p50 ${r.p50Us} p90 ${r.p90Us} p99 ${r.p99Us} p99.9 ${r.p999Us} max ${r.maxUs} ` +
       `(window ${values.window}, payload ${values.payload} B, sync ${!values['no-sync']}, commit index ${s.commitIndex})`,
+  );
+  const d = (k: keyof NodeStats): number => s.stats[k] - before.stats[k];
+  const applied = s.appliedIndex - before.appliedIndex;
+  console.log(
+    `leader batching: ${(d('entriesWritten') / d('fsyncs')).toFixed(1)} entries/fsync (${d('fsyncs')} fsyncs), ` +
+      `${(d('entriesSent') / d('appendEntriesSent')).toFixed(1)} entries/AppendEntries, ` +
+      `${(applied / d('applyBatches')).toFixed(1)} entries/apply batch, ` +
+      `${(d('ringSleeps') / applied).toFixed(3)} ring sleeps (wake-ups) per entry`,
   );
 } finally {
   await cluster.destroy();

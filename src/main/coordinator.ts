@@ -72,7 +72,7 @@ import {
   ResultFrame,
   WriterFrame,
 } from '../shared/protocol.js';
-import { atomicsWaitAsync, createRingBuffer, RingConsumer } from '../shared/ring.js';
+import { atomicsWaitAsync, createRingBuffer, RingConsumer, readRingStats } from '../shared/ring.js';
 import { decodeRecords, fromUtf8, utf8, writeEntriesHeader } from '../shared/thread-codec.js';
 import { decodeValue, encodeValue } from '../shared/value-codec.js';
 import type { FsmData } from '../workers/fsm/worker.js';
@@ -130,6 +130,7 @@ interface PendingRead {
 
 interface Peer {
   readonly spec: PeerSpec;
+  readonly ring: SharedArrayBuffer;
   readonly slot: number;
   readonly outbox: RingOutbox;
   readonly worker: Worker;
@@ -161,6 +162,22 @@ export interface NodeStatus {
   readonly pendingApplies: number;
   readonly logWindow: { usedBytes: number; capacityBytes: number; overflowEntries: number };
   readonly stateMachineError: string | null;
+  /** Counters since start: how well batching works at every boundary. */
+  readonly stats: NodeStats;
+}
+
+/** Counters since the node started (DESIGN.md: measure entries per fsync, per AppendEntries, wake-ups per entry). */
+export interface NodeStats {
+  /** fdatasyncs by the log-writer, and entries it wrote. */
+  readonly fsyncs: number;
+  readonly entriesWritten: number;
+  /** AppendEntries messages sent to followers, and the entries they carried. */
+  readonly appendEntriesSent: number;
+  readonly entriesSent: number;
+  /** onApply batches run by the fsm. */
+  readonly applyBatches: number;
+  /** Times a thread of this node actually went to sleep waiting on one of its rings (each costs a wake-up). */
+  readonly ringSleeps: number;
 }
 
 /** The main thread's half of a node. Events: 'role', 'leaderStart', 'leaderStop', 'leaderChange', 'error'. */
@@ -206,6 +223,8 @@ export class Coordinator extends EventEmitter {
   private softState: SoftState = { role: Role.Follower, leader: NO_NODE };
   private lastTerm: Term = 0;
   private listenAddress = '';
+  private appendEntriesSent = 0;
+  private entriesSent = 0;
 
   constructor(opts: ResolvedOptions, logger: Logger) {
     super();
@@ -346,7 +365,7 @@ export class Coordinator extends EventEmitter {
     const worker = new Worker(new URL('../workers/replicator/worker.js', import.meta.url), {
       workerData: data,
     });
-    const peer: Peer = { spec, slot, outbox: new RingOutbox(ring), worker, connected: false };
+    const peer: Peer = { spec, ring, slot, outbox: new RingOutbox(ring), worker, connected: false };
     worker.on('message', (m: ReplicatorEvent | { type: 'error'; error: ErrorRecord }) => {
       if (m.type === 'link') {
         peer.connected = m.connected;
@@ -452,7 +471,22 @@ export class Coordinator extends EventEmitter {
         overflowEntries: this.window.overflowEntries,
       },
       stateMachineError: this.stateMachineError,
+      stats: {
+        fsyncs: this.control.writerSyncs,
+        entriesWritten: this.control.writerEntries,
+        appendEntriesSent: this.appendEntriesSent,
+        entriesSent: this.entriesSent,
+        applyBatches: this.control.fsmBatches,
+        ringSleeps: this.ringBuffers().reduce((sum, b) => sum + readRingStats(b).consumerSleeps, 0),
+      },
     };
+  }
+
+  /** Every ring of this node. */
+  private ringBuffers(): SharedArrayBuffer[] {
+    const rings = [this.writerRing, this.fsmRing, this.resultRing];
+    for (const p of this.peers.values()) rings.push(p.ring);
+    return rings;
   }
 
   private refuseWrite(): RaftError | null {
@@ -586,6 +620,10 @@ export class Coordinator extends EventEmitter {
     const s = this.scratch;
     s.clear();
     const n = m.entries.length;
+    if (m.type === MessageType.MsgApp) {
+      this.appendEntriesSent++;
+      this.entriesSent += n;
+    }
     if (n > 0 && this.window.has((m.entries[0] as Entry).index)) {
       const lo = (m.entries[0] as Entry).index;
       const hi = (m.entries[n - 1] as Entry).index;

@@ -9,8 +9,11 @@ import {
   CONTROL_F64_COMMIT_INDEX,
   CONTROL_F64_DURABLE_INDEX,
   CONTROL_F64_DURABLE_TERM,
+  CONTROL_F64_FSM_BATCHES,
   CONTROL_F64_PEER_BASE,
   CONTROL_F64_TERM,
+  CONTROL_F64_WRITER_ENTRIES,
+  CONTROL_F64_WRITER_SYNCS,
   CONTROL_MAGIC,
   CONTROL_SLOT_FSM_RELEASED_POS,
   CONTROL_SLOT_MAGIC,
@@ -56,7 +59,16 @@ export class ControlBlock {
   // ---------------------------------------------------------------- log-writer's slots
 
   /** Log-writer: `(index, term)` is durable, with every barrier up to `seq`; wakes a waiter. */
-  publishDurable(seq: number, index: number, term: number, releasedPos: number): void {
+  publishDurable(
+    seq: number,
+    index: number,
+    term: number,
+    releasedPos: number,
+    syncs: number,
+    entries: number,
+  ): void {
+    this.f64[CONTROL_F64_WRITER_SYNCS] = syncs;
+    this.f64[CONTROL_F64_WRITER_ENTRIES] = entries;
     this.f64[CONTROL_F64_DURABLE_INDEX] = index;
     this.f64[CONTROL_F64_DURABLE_TERM] = term;
     Atomics.store(this.i32, CONTROL_SLOT_WRITER_RELEASED_POS, releasedPos | 0);
@@ -86,16 +98,29 @@ export class ControlBlock {
   get durableTerm(): number {
     return this.f64[CONTROL_F64_DURABLE_TERM] as number;
   }
+  /** fdatasyncs the log-writer has done. */
+  get writerSyncs(): number {
+    return this.f64[CONTROL_F64_WRITER_SYNCS] as number;
+  }
+  /** Entries the log-writer has written. */
+  get writerEntries(): number {
+    return this.f64[CONTROL_F64_WRITER_ENTRIES] as number;
+  }
 
   // ---------------------------------------------------------------- fsm's slots
 
   /** fsm: everything up to `index` is applied and window bytes before `releasedPos` are free. */
-  publishApplied(index: number, releasedPos: number): void {
+  publishApplied(index: number, releasedPos: number, batches: number): void {
+    this.f64[CONTROL_F64_FSM_BATCHES] = batches;
     this.f64[CONTROL_F64_APPLIED_INDEX] = index;
     Atomics.store(this.i32, CONTROL_SLOT_FSM_RELEASED_POS, releasedPos | 0);
   }
   get fsmReleasedPos(): number {
     return Atomics.load(this.i32, CONTROL_SLOT_FSM_RELEASED_POS) >>> 0;
+  }
+  /** onApply batches the fsm has run. */
+  get fsmBatches(): number {
+    return this.f64[CONTROL_F64_FSM_BATCHES] as number;
   }
   get appliedIndex(): number {
     return this.f64[CONTROL_F64_APPLIED_INDEX] as number;

@@ -364,6 +364,8 @@ export const RAFT_MESSAGE_MAX_OVERHEAD_BYTES = FRAME_HEADER_BYTES + MESSAGE_FIXE
 //    128   [32] writerDoneSeq              log-writer     the last WRITER_BARRIER made durable;
 //                                                         the coordinator waitAsync()s on it
 //    132   [33] writerReleasedPos          log-writer     window bytes before this are on disk
+//                                                         (informational: the coordinator
+//                                                         counts its own holds on the window)
 //    136   [34] writerFailed               log-writer     1 once a disk error stopped it
 //    256   [64] fsmReleasedPos             fsm            window bytes before this are applied
 //    384   [96] windowReclaimedPos         coordinator    window bytes before this may be
@@ -373,7 +375,10 @@ export const RAFT_MESSAGE_MAX_OVERHEAD_BYTES = FRAME_HEADER_BYTES + MESSAGE_FIXE
 //                                                         2 candidate, 3 leader
 //    512   f64 [64] durableIndex           log-writer     (index, term) of the last durable
 //    520   f64 [65] durableTerm            log-writer     entry, published with writerDoneSeq
+//    528   f64 [66] writerSyncs            log-writer     fdatasyncs done, and entries written:
+//    536   f64 [67] writerEntries          log-writer     entries per sync is the group commit
 //    640   f64 [80] appliedIndex           fsm            last entry the state machine applied
+//    648   f64 [81] fsmBatches             fsm            onApply batches: entries per batch
 //    768   f64 [96] term                   coordinator    current term
 //    776   f64 [97] commitIndex            coordinator    highest committed index
 //   1024   per peer p, 16 bytes each:
@@ -395,7 +400,10 @@ export const CONTROL_SLOT_WINDOW_RECLAIMED_POS = 96;
 export const CONTROL_SLOT_ROLE = 97;
 export const CONTROL_F64_DURABLE_INDEX = 64;
 export const CONTROL_F64_DURABLE_TERM = 65;
+export const CONTROL_F64_WRITER_SYNCS = 66;
+export const CONTROL_F64_WRITER_ENTRIES = 67;
 export const CONTROL_F64_APPLIED_INDEX = 80;
+export const CONTROL_F64_FSM_BATCHES = 81;
 export const CONTROL_F64_TERM = 96;
 export const CONTROL_F64_COMMIT_INDEX = 97;
 /** First Float64 slot of the per-peer lines: two slots (match index, last ack) per peer. */

@@ -98,6 +98,7 @@ async function run(): Promise<void> {
   const entries: Entry[] = [];
   let wantResults = false;
   let failed = false;
+  let batches = 0;
   const onResult = (index: number, term: number, result: Value): void => {
     if (!wantResults) return;
     scratch.clear();
@@ -154,7 +155,7 @@ async function run(): Promise<void> {
           }
           const releasedPos =
             header.source === RecordSource.Window ? (header.windowPos + header.byteLength) >>> 0 : 0;
-          control.publishApplied(got.appliedIndex, releasedPos);
+          control.publishApplied(got.appliedIndex, releasedPos, ++batches);
           writeU32(applied, RESULT_APPLIED_POS_OFFSET, releasedPos);
           writeU64(applied, RESULT_APPLIED_INDEX_OFFSET, got.appliedIndex);
           stage(applied);

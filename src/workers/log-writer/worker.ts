@@ -88,6 +88,8 @@ function run(): void {
   let releasedPos = 0;
   let doneSeq = 0;
   let dirty = false;
+  let syncs = 0;
+  let entriesWritten = 0;
   let barrierSeen = false;
   let seq = 0;
   let vote: string;
@@ -103,6 +105,7 @@ function run(): void {
         if (header.source === RecordSource.Window) releasedPos = (header.windowPos + header.byteLength) >>> 0;
         lastIndex = header.lastIndex;
         lastTerm = header.lastTerm;
+        entriesWritten += header.recordCount;
         dirty = true;
         break;
       }
@@ -130,12 +133,13 @@ function run(): void {
     while (ring.drain(onFrame) > 0) ring.release();
     if (dirty) {
       log.sync();
+      syncs++;
       dirty = false;
     }
     if (barrierSeen) {
       barrierSeen = false;
       doneSeq = seq;
-      control.publishDurable(doneSeq, lastIndex, lastTerm, releasedPos);
+      control.publishDurable(doneSeq, lastIndex, lastTerm, releasedPos, syncs, entriesWritten);
     }
     if (outcome === 'closed' && !ring.hasData()) break;
   }
