@@ -194,9 +194,9 @@ export class Coordinator extends EventEmitter {
   private readonly writerRing: SharedArrayBuffer;
   private readonly fsmRing: SharedArrayBuffer;
   private readonly resultRing: SharedArrayBuffer;
-  private writer!: Worker;
-  private fsm!: Worker;
-  private server!: PeerServer;
+  private writer: Worker | undefined;
+  private fsm: Worker | undefined;
+  private server: PeerServer | undefined;
   private readonly peers = new Map<NodeId, Peer>();
   private readonly scratch = new OutBuffer(64 * 1024);
 
@@ -247,7 +247,27 @@ export class Coordinator extends EventEmitter {
 
   // ================================================================ start
 
+  /**
+   * Recovers the log, starts the threads and the peer server. On any failure whatever was
+   * started is stopped again, so a node that fails to start leaves no thread or socket behind.
+   */
   async start(): Promise<void> {
+    try {
+      await this.startParts();
+    } catch (err) {
+      this.stopped = true;
+      if (this.tickTimer) clearInterval(this.tickTimer);
+      await this.server?.close().catch(() => {});
+      await Promise.all([
+        ...[...this.peers.values()].map((p) => p.worker.terminate()),
+        this.writer?.terminate(),
+        this.fsm?.terminate(),
+      ]);
+      throw err;
+    }
+  }
+
+  private async startParts(): Promise<void> {
     const o = this.opts;
     const paths = dataDirPaths(o.dataDir);
     const writerData: LogWriterData = {
@@ -312,13 +332,7 @@ export class Coordinator extends EventEmitter {
       logLevel: o.logLevel,
     };
     this.fsm = new Worker(new URL('../workers/fsm/worker.js', import.meta.url), { workerData: fsmData });
-    try {
-      await firstMessage(this.fsm, 'ready', 'fsm');
-    } catch (err) {
-      await this.writerOutbox.close();
-      await this.writer.terminate();
-      throw err;
-    }
+    await firstMessage(this.fsm, 'ready', 'fsm');
     this.fsm.on('error', (err) => this.fail(new StateMachineError(`fsm thread crashed: ${err.message}`)));
     this.fsm.on('message', (m: { type: string; error?: ErrorRecord }) => {
       if (m.type === 'error' && m.error)
@@ -544,6 +558,13 @@ export class Coordinator extends EventEmitter {
             : new ProposalRejectedError(`proposal dropped: ${ProposalDropped[index] ?? index}`),
         );
         continue;
+      }
+      // A waiter left at this index from an earlier term of ours lost its entry: a leader
+      // only reuses an index that is not in its log, so that entry never committed.
+      const stale = this.waiters.get(index);
+      if (stale) {
+        this.waiters.delete(index);
+        stale.reject(this.notLeader('the entry was replaced by another leader before it committed'));
       }
       this.waiters.set(index, { term, resolve: p.resolve, reject: p.reject, deadlineMs: p.deadlineMs });
     }
@@ -971,10 +992,14 @@ export class Coordinator extends EventEmitter {
     this.scheduleReady();
   }
 
+  /**
+   * Fails requests past their deadline. Every request gets the same timeout and the maps
+   * keep insertion order, so deadlines only grow along them: stop at the first live one.
+   */
   private expireRequests(): void {
     const now = performance.now();
     for (const [index, w] of this.waiters) {
-      if (w.deadlineMs > now) continue;
+      if (w.deadlineMs > now) break;
       this.waiters.delete(index);
       w.reject(
         new TimeoutError(
@@ -983,7 +1008,7 @@ export class Coordinator extends EventEmitter {
       );
     }
     for (const [ctx, r] of this.reads) {
-      if (r.deadlineMs > now) continue;
+      if (r.deadlineMs > now) break;
       this.reads.delete(ctx);
       r.reject(new TimeoutError(`read not answered in ${this.opts.requestTimeoutMs} ms`));
     }
@@ -1035,13 +1060,13 @@ export class Coordinator extends EventEmitter {
     this.stopped = true;
     this.rejectAll(new ShutdownError());
     if (this.tickTimer) clearInterval(this.tickTimer);
-    await this.server.close();
+    await this.server?.close();
     const exits: Promise<void>[] = [];
     for (const p of this.peers.values()) {
       exits.push(closeWorker(p.worker, () => p.outbox.close()));
     }
-    exits.push(closeWorker(this.writer, () => this.writerOutbox.close()));
-    exits.push(closeWorker(this.fsm, () => this.fsmOutbox.close()));
+    if (this.writer) exits.push(closeWorker(this.writer, () => this.writerOutbox.close()));
+    if (this.fsm) exits.push(closeWorker(this.fsm, () => this.fsmOutbox.close()));
     await Promise.all(exits);
     this.results.close();
     this.log.info({}, 'node stopped');

@@ -7,6 +7,7 @@
 
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
@@ -82,6 +83,25 @@ test('a bad option fails at start and names the option', async () => {
     RaftNode.start({ ...o, stateMachine: new URL('file:///nonexistent/sm.js') }),
     /nonexistent\/sm\.js/,
   );
+});
+
+test('a listen address in use fails the start and leaves nothing behind', async () => {
+  const blocker = net.createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  const port = (blocker.address() as net.AddressInfo).port;
+  const options: RaftNodeOptions = {
+    id: 'n1',
+    dataDir: path.join(root, 'in-use'),
+    listen: `127.0.0.1:${port}`,
+    peers: [`n1=127.0.0.1:${port}`],
+    stateMachine: COUNTER,
+    logLevel: 'silent',
+  };
+  await assert.rejects(RaftNode.start(options), /EADDRINUSE/);
+  await new Promise((resolve) => blocker.close(resolve));
+  // The data directory was unlocked and every thread stopped: the same node now starts.
+  const node = await RaftNode.start(options);
+  await node.shutdown();
 });
 
 test('one node: apply, reads at every consistency, events, status, a second node on the same dir, shutdown', async () => {
@@ -178,6 +198,41 @@ test('an onApply that throws stops applying on every node, and is reported', asy
       await new Promise((r) => setTimeout(r, 20));
     }
     for (const n of nodes) assert.match(n.status().stateMachineError ?? '', /boom/);
+  } finally {
+    await Promise.all(nodes.map((n) => n.shutdown()));
+  }
+});
+
+test("braft's role callbacks reach the state machine: leader start and stop, start and stop following", async () => {
+  const { nodes } = await cluster(3, { stateMachine: RECORDING });
+  try {
+    const lead = await leaderOf(nodes);
+    const term = lead.status().term;
+    const followers = nodes.filter((n) => n !== lead);
+    // Events travel on the fsm ring in order with the applies: one apply flushes them.
+    await lead.apply(encoder.encode('x'));
+    assert.ok(
+      ((await lead.read('events', { consistency: 'stale' })) as string[]).includes(`leaderStart ${term}`),
+    );
+    for (const f of followers) {
+      const deadline = Date.now() + 5000;
+      let events: string[] = [];
+      while (Date.now() < deadline) {
+        events = (await f.read('events', { consistency: 'stale' })) as string[];
+        if (events.includes(`startFollowing ${lead.id} ${term}`)) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.ok(events.includes(`startFollowing ${lead.id} ${term}`), JSON.stringify(events));
+    }
+    // Hand leadership over: the old leader's state machine hears leaderStop.
+    const target = followers[0] as RaftNode;
+    assert.equal(lead.transferLeadership(target.id), true);
+    const deadline = Date.now() + 5000;
+    while (target.status().role !== 'Leader' && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+    assert.equal(target.status().role, 'Leader');
+    const events = (await lead.read('events', { consistency: 'stale' })) as string[];
+    assert.ok(events.includes('leaderStop ERR_RAFT_NOT_LEADER'), JSON.stringify(events));
   } finally {
     await Promise.all(nodes.map((n) => n.shutdown()));
   }
