@@ -58,6 +58,11 @@ import {
   REPLICATOR_BYTE_LENGTH_OFFSET,
   REPLICATOR_HEAD_BYTES_OFFSET,
   REPLICATOR_HEAD_OFFSET,
+  REPLICATOR_SEGMENT_HEAD_OFFSET,
+  REPLICATOR_SEGMENT_HI_OFFSET,
+  REPLICATOR_SEGMENT_LAST_TERM_OFFSET,
+  REPLICATOR_SEGMENT_LO_OFFSET,
+  REPLICATOR_SEGMENT_TERM_OFFSET,
   REPLICATOR_WINDOW_POS_OFFSET,
   RESULT_APPLIED_INDEX_OFFSET,
   RESULT_FAILED_BODY_OFFSET,
@@ -174,6 +179,8 @@ export interface NodeStats {
   /** AppendEntries messages sent to followers, and the entries they carried. */
   readonly appendEntriesSent: number;
   readonly entriesSent: number;
+  /** AppendEntries whose entries the replicator read from segment files (followers behind the window). */
+  readonly segmentMessagesSent: number;
   /** onApply batches run by the fsm. */
   readonly applyBatches: number;
   /** Times a thread of this node actually went to sleep waiting on one of its rings (each costs a wake-up). */
@@ -225,6 +232,7 @@ export class Coordinator extends EventEmitter {
   private listenAddress = '';
   private appendEntriesSent = 0;
   private entriesSent = 0;
+  private segmentMessagesSent = 0;
 
   constructor(opts: ResolvedOptions, logger: Logger) {
     super();
@@ -375,6 +383,7 @@ export class Coordinator extends EventEmitter {
       control: this.control.buffer,
       window: this.window.buffer,
       logLevel: this.opts.logLevel,
+      logDir: dataDirPaths(this.opts.dataDir).log,
     };
     const worker = new Worker(new URL('../workers/replicator/worker.js', import.meta.url), {
       workerData: data,
@@ -490,6 +499,7 @@ export class Coordinator extends EventEmitter {
         entriesWritten: this.control.writerEntries,
         appendEntriesSent: this.appendEntriesSent,
         entriesSent: this.entriesSent,
+        segmentMessagesSent: this.segmentMessagesSent,
         applyBatches: this.control.fsmBatches,
         ringSleeps: this.ringBuffers().reduce((sum, b) => sum + readRingStats(b).consumerSleeps, 0),
       },
@@ -664,6 +674,30 @@ export class Coordinator extends EventEmitter {
         return;
       }
     }
+    if (n > 0) {
+      const lo = (m.entries[0] as Entry).index;
+      const last = m.entries[n - 1] as Entry;
+      if (last.index <= this.control.durableIndex && this.core.role === Role.Leader) {
+        // A follower behind the window: its replicator reads the records from the segment
+        // files (they are durable, so they are there), not this thread. The replicator
+        // checks our term before and after reading, so publish it first.
+        this.control.term = this.core.term;
+        this.segmentMessagesSent++;
+        s.append(REPLICATOR_SEGMENT_HEAD_OFFSET);
+        const headBytes = encodeRaftMessageHead(s, m, 0, 0);
+        const b = s.bytes;
+        b.fill(0, 0, REPLICATOR_SEGMENT_HEAD_OFFSET);
+        b[0] = ReplicatorFrame.SegmentMessage;
+        writeU32(b, REPLICATOR_HEAD_BYTES_OFFSET, headBytes);
+        writeU64(b, REPLICATOR_SEGMENT_LO_OFFSET, lo);
+        writeU64(b, REPLICATOR_SEGMENT_HI_OFFSET, last.index);
+        writeU64(b, REPLICATOR_SEGMENT_LAST_TERM_OFFSET, last.term);
+        writeU64(b, REPLICATOR_SEGMENT_TERM_OFFSET, this.core.term);
+        peer.outbox.write(s.view());
+        return;
+      }
+    }
+    // No entries, or entries not yet durable and not in the window: encode them here.
     s.append(4);
     s.bytes.fill(0, 0, 4);
     s.bytes[0] = ReplicatorFrame.Wire;

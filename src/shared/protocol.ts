@@ -566,7 +566,22 @@ export enum ReplicatorFrame {
    * the region was not reclaimed meanwhile.
    */
   WindowMessage = 2,
+  /**
+   * `[kind u8][0 x3][headBytes u32][lo u64][hi u64][lastTerm u64][term u64][head]`: a
+   * RAFT_MESSAGE for a follower behind the log window. The head was encoded for zero
+   * records; the replicator reads records lo..hi from the segment files, checks the
+   * record at hi has `lastTerm`, patches the head's frame length and entry count, and
+   * sends. It sends nothing if the node's term or role changed meanwhile (only a leader
+   * in `term` never truncates its log, so only then is the read stable), or if the
+   * records cannot all be read: Raft resends.
+   */
+  SegmentMessage = 3,
 }
+export const REPLICATOR_SEGMENT_LO_OFFSET = 8;
+export const REPLICATOR_SEGMENT_HI_OFFSET = 16;
+export const REPLICATOR_SEGMENT_LAST_TERM_OFFSET = 24;
+export const REPLICATOR_SEGMENT_TERM_OFFSET = 32;
+export const REPLICATOR_SEGMENT_HEAD_OFFSET = 40;
 export const REPLICATOR_WIRE_BODY_OFFSET = 4;
 export const REPLICATOR_HEAD_BYTES_OFFSET = 4;
 export const REPLICATOR_WINDOW_POS_OFFSET = 8;

@@ -239,7 +239,7 @@ test("braft's role callbacks reach the state machine: leader start and stop, sta
 });
 
 test('a log window too small for the load: entries travel inline and every node applies the same', async () => {
-  const { nodes } = await cluster(3, { stateMachine: RECORDING, logWindowBytes: 64 * 1024 });
+  const { nodes, options } = await cluster(3, { stateMachine: RECORDING, logWindowBytes: 64 * 1024 });
   try {
     const lead = await leaderOf(nodes);
     const big = 'x'.repeat(3000);
@@ -261,6 +261,29 @@ test('a log window too small for the load: entries travel inline and every node 
     assert.ok(
       lead.status().logWindow.overflowEntries > 0,
       'the test did not make entries overflow the window',
+    );
+
+    // A follower that was down is behind the window: its replicator reads the segments.
+    const follower = nodes.find((n) => n !== lead) as RaftNode;
+    const fi = nodes.indexOf(follower);
+    await follower.shutdown();
+    const more = await Promise.all(
+      Array.from({ length: 300 }, (_, i) => lead.apply(encoder.encode(`late${i}:${big}`))),
+    );
+    assert.equal(more.length, 300);
+    const restarted = await RaftNode.start(options[fi] as RaftNodeOptions);
+    nodes[fi] = restarted;
+    const target = lead.status().lastIndex;
+    const until = Date.now() + 15_000;
+    while (restarted.status().appliedIndex < target && Date.now() < until)
+      await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(
+      await restarted.read('all', { consistency: 'stale' }),
+      await lead.read('all', { consistency: 'stale' }),
+    );
+    assert.ok(
+      lead.status().stats.segmentMessagesSent > 0,
+      'no AppendEntries was read from the segment files',
     );
   } finally {
     await Promise.all(nodes.map((n) => n.shutdown()));

@@ -12,13 +12,21 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { ControlBlock, posDiff } from '../../shared/control-block.js';
-import { readU32 } from '../../shared/entry-codec.js';
+import { readU32, readU64, writeU32 } from '../../shared/entry-codec.js';
 import { windowView } from '../../shared/log-window.js';
 import { OutBuffer } from '../../shared/message-codec.js';
 import {
+  FRAME_BODY_BYTES_OFFSET,
+  FRAME_HEADER_BYTES,
+  MESSAGE_ENTRY_COUNT_OFFSET,
   REPLICATOR_BYTE_LENGTH_OFFSET,
   REPLICATOR_HEAD_BYTES_OFFSET,
   REPLICATOR_HEAD_OFFSET,
+  REPLICATOR_SEGMENT_HEAD_OFFSET,
+  REPLICATOR_SEGMENT_HI_OFFSET,
+  REPLICATOR_SEGMENT_LAST_TERM_OFFSET,
+  REPLICATOR_SEGMENT_LO_OFFSET,
+  REPLICATOR_SEGMENT_TERM_OFFSET,
   REPLICATOR_WINDOW_POS_OFFSET,
   REPLICATOR_WIRE_BODY_OFFSET,
   ReplicatorFrame,
@@ -26,6 +34,7 @@ import {
 import { RingConsumer } from '../../shared/ring.js';
 import { errorRecord, workerLogger } from '../worker-support.js';
 import { PeerLink } from './peer-link.js';
+import { SegmentReader } from './segment-reader.js';
 
 /** What the coordinator passes in `workerData`. */
 export interface ReplicatorData {
@@ -38,6 +47,8 @@ export interface ReplicatorData {
   readonly control: SharedArrayBuffer;
   readonly window: SharedArrayBuffer;
   readonly logLevel: string;
+  /** `<dataDir>/log`, read for followers behind the log window. */
+  readonly logDir: string;
 }
 
 /** Posted to the coordinator when the link changes state (rare: not per message). */
@@ -60,6 +71,13 @@ const out = new OutBuffer(256 * 1024);
 let dropped = 0;
 /** Messages whose window region was reclaimed while we copied it: Raft resends them. */
 let staleRegions = 0;
+/** Messages for a lagging follower whose records could not be read from the segments. */
+let segmentMisses = 0;
+const segments = new SegmentReader(data.logDir);
+/** The control block's role code of a leader. */
+const ROLE_LEADER = 3;
+/** The most record bytes one segment read returns; the core keeps messages far smaller. */
+const MAX_SEGMENT_READ_BYTES = 64 * 1024 * 1024;
 
 const link = new PeerLink({
   host: data.host,
@@ -86,6 +104,10 @@ function onFrame(frame: Uint8Array): void {
     out.bytes.set(body, at);
     return;
   }
+  if (frame[0] === ReplicatorFrame.SegmentMessage) {
+    sendFromSegments(frame);
+    return;
+  }
   if (frame[0] !== ReplicatorFrame.WindowMessage)
     throw new Error(`replicator: unknown frame kind ${frame[0]}`);
   const headBytes = readU32(frame, REPLICATOR_HEAD_BYTES_OFFSET);
@@ -101,6 +123,37 @@ function onFrame(frame: Uint8Array): void {
     staleRegions++;
     truncateOut(mark);
   }
+}
+
+/** A message whose entries are read from the segment files (the follower is behind the window). */
+function sendFromSegments(frame: Uint8Array): void {
+  const headBytes = readU32(frame, REPLICATOR_HEAD_BYTES_OFFSET);
+  const lo = readU64(frame, REPLICATOR_SEGMENT_LO_OFFSET);
+  const hi = readU64(frame, REPLICATOR_SEGMENT_HI_OFFSET);
+  const term = readU64(frame, REPLICATOR_SEGMENT_TERM_OFFSET);
+  const stillLeading = (): boolean => control.role === ROLE_LEADER && control.term === term;
+  if (!stillLeading()) {
+    segmentMisses++;
+    return;
+  }
+  const got = segments.read(
+    lo,
+    hi,
+    readU64(frame, REPLICATOR_SEGMENT_LAST_TERM_OFFSET),
+    MAX_SEGMENT_READ_BYTES,
+  );
+  // Checked again after the read: had the node stepped down meanwhile, the files could
+  // have been truncated under us, and a batch could mix two logs.
+  if (got === null || got.lastIndex !== hi || !stillLeading()) {
+    segmentMisses++;
+    return;
+  }
+  const at = out.append(headBytes + got.records.byteLength);
+  const b = out.bytes;
+  b.set(frame.subarray(REPLICATOR_SEGMENT_HEAD_OFFSET, REPLICATOR_SEGMENT_HEAD_OFFSET + headBytes), at);
+  b.set(got.records, at + headBytes);
+  writeU32(b, at + FRAME_BODY_BYTES_OFFSET, headBytes + got.records.byteLength - FRAME_HEADER_BYTES);
+  writeU32(b, at + FRAME_HEADER_BYTES + MESSAGE_ENTRY_COUNT_OFFSET, got.count);
 }
 
 /** Forgets what was appended to `out` after `mark`. */
@@ -126,8 +179,9 @@ async function run(): Promise<void> {
     if (outcome === 'closed' && !ring.hasData()) break;
   }
   ring.close();
+  segments.close();
   await link.stop();
-  logger.debug({ staleRegions }, 'replicator stopped');
+  logger.debug({ staleRegions, segmentMisses }, 'replicator stopped');
   (port as NonNullable<typeof port>).postMessage({ type: 'closed' });
 }
 
