@@ -17,7 +17,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { type Entry, EntryType } from '../src/raft/types.js';
-import { encodedEntryBytes, encodeEntry } from '../src/shared/entry-codec.js';
+import { encodeEntries } from '../src/shared/entry-codec.js';
 import { SegmentLog } from '../src/workers/log-writer/segment-log.js';
 
 const PAYLOAD_BYTES = 100;
@@ -35,11 +35,10 @@ const rounds = Number(option('rounds', '1'));
 
 /** Encodes `count` records from `firstIndex` into one buffer, as the log window holds them. */
 function encodeBatch(firstIndex: number, count: number, payload: Uint8Array): Uint8Array {
-  const entry = (index: number): Entry => ({ index, term: 1, type: EntryType.Normal, data: payload });
-  const out = new Uint8Array(count * encodedEntryBytes(entry(firstIndex)));
-  let at = 0;
-  for (let i = 0; i < count; i++) at += encodeEntry(entry(firstIndex + i), out, at);
-  return out;
+  const list: Entry[] = [];
+  for (let i = 0; i < count; i++)
+    list.push({ index: firstIndex + i, term: 1, type: EntryType.Normal, data: payload });
+  return encodeEntries(list);
 }
 
 interface Figures {

@@ -17,7 +17,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { type Entry, EntryType } from '../src/raft/types.js';
-import { encodedEntryBytes, encodeEntry } from '../src/shared/entry-codec.js';
+import { encodeEntries } from '../src/shared/entry-codec.js';
 import { SegmentLog } from '../src/workers/log-writer/segment-log.js';
 import { SegmentReader } from '../src/workers/replicator/segment-reader.js';
 
@@ -37,11 +37,10 @@ const parentDir = option('dir', os.tmpdir());
 
 /** Encodes `count` records from `firstIndex` into one buffer. */
 function encodeBatch(firstIndex: number, count: number, payload: Uint8Array): Uint8Array {
-  const entry = (index: number): Entry => ({ index, term: 1, type: EntryType.Normal, data: payload });
-  const out = new Uint8Array(count * encodedEntryBytes(entry(firstIndex)));
-  let at = 0;
-  for (let i = 0; i < count; i++) at += encodeEntry(entry(firstIndex + i), out, at);
-  return out;
+  const list: Entry[] = [];
+  for (let i = 0; i < count; i++)
+    list.push({ index: firstIndex + i, term: 1, type: EntryType.Normal, data: payload });
+  return encodeEntries(list);
 }
 
 interface Figures {

@@ -391,11 +391,8 @@ export class Coordinator extends EventEmitter {
     const peer: Peer = { spec, ring, slot, outbox: new RingOutbox(ring), worker, connected: false };
     worker.on('message', (m: ReplicatorEvent | { type: 'error'; error: ErrorRecord }) => {
       if (m.type === 'link') {
+        // The link itself logs its ups and downs (once per change); only the core is told here.
         peer.connected = m.connected;
-        this.log.info(
-          { peer: spec.id, connected: m.connected, dropped: m.dropped },
-          m.connected ? 'peer connected' : 'peer disconnected',
-        );
         if (!m.connected && this.core) {
           this.core.reportUnreachable(spec.id);
           this.scheduleReady();

@@ -175,6 +175,16 @@ export function encodeEntry(entry: Entry, out: Uint8Array, offset: number): numb
   return recordBytes;
 }
 
+/** `entries` encoded as stored records back to back, in one new buffer (tools, tests, recovery). */
+export function encodeEntries(entries: readonly Entry[]): Uint8Array {
+  let totalBytes = 0;
+  for (const e of entries) totalBytes += encodedEntryBytes(e);
+  const out = new Uint8Array(totalBytes);
+  let at = 0;
+  for (const e of entries) at += encodeEntry(e, out, at);
+  return out;
+}
+
 /**
  * Throws RangeError unless `entry` can be stored: index and term in 1..2^53-1, a known
  * type, a payload within the format's limit. Encoders call it before writing anything,

@@ -58,6 +58,21 @@ async function cluster(
   return { nodes, options };
 }
 
+/** Options of a one-node cluster in `root/<name>` listening on `port`. */
+function singleNode(name: string, port: number, extra: Partial<RaftNodeOptions> = {}): RaftNodeOptions {
+  return {
+    id: 'n1',
+    dataDir: path.join(root, name),
+    listen: `127.0.0.1:${port}`,
+    peers: [`n1=127.0.0.1:${port}`],
+    stateMachine: COUNTER,
+    electionTimeoutMs: 300,
+    heartbeatIntervalMs: 30,
+    logLevel: 'silent',
+    ...extra,
+  };
+}
+
 async function leaderOf(nodes: RaftNode[]): Promise<RaftNode> {
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
@@ -89,14 +104,7 @@ test('a listen address in use fails the start and leaves nothing behind', async 
   const blocker = net.createServer();
   await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
   const port = (blocker.address() as net.AddressInfo).port;
-  const options: RaftNodeOptions = {
-    id: 'n1',
-    dataDir: path.join(root, 'in-use'),
-    listen: `127.0.0.1:${port}`,
-    peers: [`n1=127.0.0.1:${port}`],
-    stateMachine: COUNTER,
-    logLevel: 'silent',
-  };
+  const options = singleNode('in-use', port);
   await assert.rejects(RaftNode.start(options), /EADDRINUSE/);
   await new Promise((resolve) => blocker.close(resolve));
   // The data directory was unlocked and every thread stopped: the same node now starts.
@@ -106,17 +114,7 @@ test('a listen address in use fails the start and leaves nothing behind', async 
 
 test('one node: apply, reads at every consistency, events, status, a second node on the same dir, shutdown', async () => {
   const port = await freePort();
-  const dataDir = path.join(root, 'single');
-  const options: RaftNodeOptions = {
-    id: 'n1',
-    dataDir,
-    listen: `127.0.0.1:${port}`,
-    peers: [`n1=127.0.0.1:${port}`],
-    stateMachine: COUNTER,
-    electionTimeoutMs: 300,
-    heartbeatIntervalMs: 30,
-    logLevel: 'silent',
-  };
+  const options = singleNode('single', port);
   const node = await RaftNode.start(options);
   const started = new Promise<number>((resolve) => node.once('leaderStart', resolve));
   await assert.rejects(RaftNode.start(options), DataDirLockedError);
@@ -292,18 +290,8 @@ test('a log window too small for the load: entries travel inline and every node 
 
 test('a byte flipped in the middle of the log: the node refuses to start, naming the file and offset', async () => {
   const port = await freePort();
-  const dataDir = path.join(root, 'corrupt');
-  const options: RaftNodeOptions = {
-    id: 'n1',
-    dataDir,
-    listen: `127.0.0.1:${port}`,
-    peers: [`n1=127.0.0.1:${port}`],
-    stateMachine: COUNTER,
-    electionTimeoutMs: 300,
-    heartbeatIntervalMs: 30,
-    logLevel: 'silent',
-    segmentBytes: 64 * 1024,
-  };
+  const options = singleNode('corrupt', port, { segmentBytes: 64 * 1024 });
+  const dataDir = options.dataDir;
   const node = await RaftNode.start(options);
   await new Promise<void>((resolve) => node.once('leaderStart', () => resolve()));
   for (let i = 0; i < 20; i++) await node.apply(counterCommand('inc'));

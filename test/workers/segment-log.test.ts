@@ -3,14 +3,15 @@
  * stale records, torn tails cut and reported, damage elsewhere refused with the file and
  * offset, and reads across segments.
  */
+
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import fc from 'fast-check';
-import { type Entry, EntryType } from '../../src/raft/types.js';
-import { encodedEntryBytes, encodeEntry } from '../../src/shared/entry-codec.js';
+import type { Entry } from '../../src/raft/types.js';
+import { encodeEntries } from '../../src/shared/entry-codec.js';
 import { ENTRY_HEADER_BYTES } from '../../src/shared/protocol.js';
 import {
   type CutTail,
@@ -20,6 +21,7 @@ import {
   type SegmentLogOptions,
   segmentFileName,
 } from '../../src/workers/log-writer/segment-log.js';
+import { appendEntries, entries, entryOf } from './log-fixtures.js';
 
 const SMALL_SEGMENT_BYTES = 4096;
 
@@ -32,36 +34,6 @@ beforeEach(() => {
 afterEach(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
-
-/** The entry of `index`: a payload derived from index and term, of `payloadBytes` bytes. */
-function entryOf(index: number, term: number, payloadBytes = 100): Entry {
-  const data = new Uint8Array(payloadBytes);
-  for (let i = 0; i < payloadBytes; i++) data[i] = (index * 31 + term * 7 + i) & 0xff;
-  return { index, term, type: EntryType.Normal, data };
-}
-
-/** Entries of indexes lo..hi in `term`. */
-function entries(lo: number, hi: number, term: number, payloadBytes = 100): Entry[] {
-  const out: Entry[] = [];
-  for (let index = lo; index <= hi; index++) out.push(entryOf(index, term, payloadBytes));
-  return out;
-}
-
-/** The entries encoded back to back. */
-function encode(list: readonly Entry[]): Uint8Array {
-  let totalBytes = 0;
-  for (const e of list) totalBytes += encodedEntryBytes(e);
-  const out = new Uint8Array(totalBytes);
-  let at = 0;
-  for (const e of list) at += encodeEntry(e, out, at);
-  return out;
-}
-
-function appendEntries(log: SegmentLog, list: readonly Entry[]): void {
-  const first = list[0] as Entry;
-  const last = list.at(-1) as Entry;
-  log.append(encode(list), first.index, last.index, last.term);
-}
 
 interface Warning {
   obj: object;
@@ -131,7 +103,7 @@ describe('SegmentLog', () => {
     assert.equal(recovered.lastTerm, 2);
     assert.equal(recovered.entryCount, 9);
     assert.equal(recovered.cutTail, null);
-    assert.deepEqual(recovered.records, encode(list));
+    assert.deepEqual(recovered.records, encodeEntries(list));
     assert.equal(recovered.records.byteOffset, 0);
     assert.equal(recovered.records.buffer.byteLength, recovered.records.byteLength);
   });
@@ -158,15 +130,15 @@ describe('SegmentLog', () => {
     assert.equal(log.lastIndex(), 4);
     assert.equal(log.lastTerm(), 3);
     assert.throws(() => appendEntries(log, entries(6, 6, 3)), RangeError);
-    assert.throws(() => log.append(encode(entries(5, 5, 3)), 5, 5, 4), RangeError, 'wrong last term');
-    assert.throws(() => log.append(encode(entries(5, 6, 3)), 5, 5, 3), RangeError, 'too many records');
-    assert.throws(() => log.append(encode(entries(6, 6, 3)), 5, 5, 3), RangeError, 'wrong index');
+    assert.throws(() => log.append(encodeEntries(entries(5, 5, 3)), 5, 5, 4), RangeError, 'wrong last term');
+    assert.throws(() => log.append(encodeEntries(entries(5, 6, 3)), 5, 5, 3), RangeError, 'too many records');
+    assert.throws(() => log.append(encodeEntries(entries(6, 6, 3)), 5, 5, 3), RangeError, 'wrong index');
     assert.equal(log.lastIndex(), 4);
     log.close();
     const reopened = open();
     assert.equal(reopened.recovered.firstIndex, 2);
     assert.equal(reopened.recovered.entryCount, 3);
-    assert.deepEqual(reopened.recovered.records, encode(entries(2, 4, 3)));
+    assert.deepEqual(reopened.recovered.records, encodeEntries(entries(2, 4, 3)));
     reopened.log.close();
   });
 
@@ -190,7 +162,7 @@ describe('SegmentLog', () => {
     assert.equal(recovered.firstIndex, 1);
     assert.equal(recovered.lastIndex, 140);
     assert.equal(recovered.lastTerm, 2);
-    assert.deepEqual(recovered.records, encode(list));
+    assert.deepEqual(recovered.records, encodeEntries(list));
     reopened.close();
   });
 
@@ -199,7 +171,7 @@ describe('SegmentLog', () => {
     const { log } = open();
     appendEntries(log, list.slice(0, 50));
     appendEntries(log, list.slice(50));
-    const encoded = list.map((e) => encode([e]));
+    const encoded = list.map((e) => encodeEntries([e]));
     const expected = (lo: number, hi: number): Uint8Array => {
       const parts = encoded.slice(lo - 5, hi - 5 + 1);
       return Buffer.concat(parts);
@@ -250,7 +222,7 @@ describe('SegmentLog', () => {
     appendEntries(log, entries(20, 21, 3));
     log.sync();
     log.close();
-    const expected = encode([...entries(1, 19, 1), ...entries(20, 21, 3)]);
+    const expected = encodeEntries([...entries(1, 19, 1), ...entries(20, 21, 3)]);
     const { log: reopened, recovered } = open();
     assert.equal(recovered.lastIndex, 21);
     assert.equal(recovered.lastTerm, 3);
@@ -288,12 +260,12 @@ describe('SegmentLog', () => {
     reopened.close();
     const final = open();
     assert.equal(final.recovered.firstIndex, 300);
-    assert.deepEqual(final.recovered.records, encode(entries(300, 302, 4)));
+    assert.deepEqual(final.recovered.records, encodeEntries(entries(300, 302, 4)));
     final.log.close();
   });
 
   test('append accepts records in a view of a SharedArrayBuffer', () => {
-    const encoded = encode(entries(1, 40, 1));
+    const encoded = encodeEntries(entries(1, 40, 1));
     const window = new Uint8Array(new SharedArrayBuffer(encoded.byteLength + 64));
     window.set(encoded, 64);
     const { log } = open();
@@ -324,7 +296,7 @@ describe('SegmentLog', () => {
     assert.deepEqual(recovered.cutTail, expectedCut);
     assert.deepEqual(warnings, [{ obj: expectedCut, msg: 'log tail cut' }]);
     assert.equal(recovered.lastIndex, 39);
-    assert.deepEqual(recovered.records, encode(entries(1, 39, 1)));
+    assert.deepEqual(recovered.records, encodeEntries(entries(1, 39, 1)));
     assert.ok(
       fs
         .readFileSync(file)
@@ -338,7 +310,7 @@ describe('SegmentLog', () => {
     const final = open();
     assert.equal(final.recovered.cutTail, null);
     assert.deepEqual(final.warnings, []);
-    assert.deepEqual(final.recovered.records, encode([...entries(1, 39, 1), ...entries(40, 45, 2)]));
+    assert.deepEqual(final.recovered.records, encodeEntries([...entries(1, 39, 1), ...entries(40, 45, 2)]));
     final.log.close();
   });
 
@@ -367,12 +339,12 @@ describe('SegmentLog', () => {
       assert.equal(recovered.cutTail?.droppedBytes, dirtyEnd - lastAt);
       assert.match(recovered.cutTail?.reason ?? '', /CRC32C/);
       assert.equal(warnings.length, 1);
-      assert.deepEqual(recovered.records, encode(entries(1, 9, 1)));
+      assert.deepEqual(recovered.records, encodeEntries(entries(1, 9, 1)));
       appendEntries(reopened, entries(10, 12, 2));
       reopened.sync();
       reopened.close();
       const final = open();
-      assert.deepEqual(final.recovered.records, encode([...entries(1, 9, 1), ...entries(10, 12, 2)]));
+      assert.deepEqual(final.recovered.records, encodeEntries([...entries(1, 9, 1), ...entries(10, 12, 2)]));
       assert.equal(final.recovered.cutTail, null);
       final.log.close();
     });
@@ -482,7 +454,7 @@ describe('SegmentLog', () => {
     assert.throws(() => log.sync(), /closed/);
     assert.throws(() => appendEntries(log, entries(51, 51, 1)), /closed/);
     const { log: reopened, recovered } = open({ sync: false });
-    assert.deepEqual(recovered.records, encode(entries(1, 50, 1)));
+    assert.deepEqual(recovered.records, encodeEntries(entries(1, 50, 1)));
     reopened.close();
   });
 
@@ -538,13 +510,13 @@ describe('SegmentLog', () => {
               const reopened = open({ sync: false });
               log = reopened.log;
               assert.equal(reopened.recovered.cutTail, null);
-              assert.deepEqual(reopened.recovered.records, encode(model));
+              assert.deepEqual(reopened.recovered.records, encodeEntries(model));
             } else if (model.length > 0) {
               const lo = first + (o.from % model.length);
               const hi = Math.min(last, lo + o.span);
               assert.deepEqual(
                 log.readRange(lo, hi),
-                encode(model.filter((e) => e.index >= lo && e.index <= hi)),
+                encodeEntries(model.filter((e) => e.index >= lo && e.index <= hi)),
               );
             }
             assert.equal(log.lastIndex(), model.length === 0 ? 0 : (model.at(-1) as Entry).index);
@@ -555,7 +527,7 @@ describe('SegmentLog', () => {
           log.close();
           const final = open({ sync: false });
           final.log.close();
-          assert.deepEqual(final.recovered.records, encode(model));
+          assert.deepEqual(final.recovered.records, encodeEntries(model));
           assert.deepEqual(final.warnings, []);
         } finally {
           log.close();

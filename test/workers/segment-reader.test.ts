@@ -4,6 +4,7 @@
  * the files were truncated, rewritten, unlinked, damaged or are still being written,
  * including while a log-writer in another thread appends and truncates.
  */
+
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -11,11 +12,12 @@ import * as path from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
-import { type Entry, EntryType } from '../../src/raft/types.js';
-import { decodeEntryAt, encodedEntryBytes, encodeEntry } from '../../src/shared/entry-codec.js';
+import type { Entry } from '../../src/raft/types.js';
+import { decodeEntryAt, encodedEntryBytes, encodeEntries } from '../../src/shared/entry-codec.js';
 import { ENTRY_HEADER_BYTES } from '../../src/shared/protocol.js';
 import { SegmentLog, segmentFileName } from '../../src/workers/log-writer/segment-log.js';
 import { SegmentReader } from '../../src/workers/replicator/segment-reader.js';
+import { appendEntries, entries, entryOf } from './log-fixtures.js';
 
 const SMALL_SEGMENT_BYTES = 4096;
 /** Bytes of a record with the default 100-byte payload. */
@@ -33,36 +35,6 @@ afterEach(() => {
   reader = null;
   fs.rmSync(dir, { recursive: true, force: true });
 });
-
-/** The entry of `index`: a payload derived from index and term, of `payloadBytes` bytes. */
-function entryOf(index: number, term: number, payloadBytes = 100): Entry {
-  const data = new Uint8Array(payloadBytes);
-  for (let i = 0; i < payloadBytes; i++) data[i] = (index * 31 + term * 7 + i) & 0xff;
-  return { index, term, type: EntryType.Normal, data };
-}
-
-/** Entries of indexes lo..hi in `term`. */
-function entries(lo: number, hi: number, term: number, payloadBytes = 100): Entry[] {
-  const out: Entry[] = [];
-  for (let index = lo; index <= hi; index++) out.push(entryOf(index, term, payloadBytes));
-  return out;
-}
-
-/** The entries encoded back to back. */
-function encode(list: readonly Entry[]): Uint8Array {
-  let totalBytes = 0;
-  for (const e of list) totalBytes += encodedEntryBytes(e);
-  const out = new Uint8Array(totalBytes);
-  let at = 0;
-  for (const e of list) at += encodeEntry(e, out, at);
-  return out;
-}
-
-function appendEntries(log: SegmentLog, list: readonly Entry[]): void {
-  const first = list[0] as Entry;
-  const last = list.at(-1) as Entry;
-  log.append(encode(list), first.index, last.index, last.term);
-}
 
 function openLog(): SegmentLog {
   return SegmentLog.open({ dir, segmentBytes: SMALL_SEGMENT_BYTES, sync: false }).log;
@@ -280,7 +252,7 @@ describe('SegmentReader', () => {
     ] as const) {
       const got = r.read(lo, hi, 1, Infinity);
       assert.ok(got !== null, `${lo}..${hi}`);
-      assert.deepEqual(got.records, encode(entries(lo, hi, 1)));
+      assert.deepEqual(got.records, encodeEntries(entries(lo, hi, 1)));
     }
     log.close();
   });
@@ -299,7 +271,7 @@ describe('SegmentReader', () => {
     // A budget reached before the end of the log is not past what is on disk.
     assertRead(r.read(40, 46, 1, 3 * RECORD_BYTES), log, 40, 42);
     // A record whose header is written but whose payload is not (yet).
-    const torn = encode([entryOf(46, 1)]).subarray(0, ENTRY_HEADER_BYTES + 10);
+    const torn = encodeEntries([entryOf(46, 1)]).subarray(0, ENTRY_HEADER_BYTES + 10);
     const fd = fs.openSync(path.join(dir, segmentFileName(32)), 'r+');
     fs.writeSync(fd, torn, 0, torn.byteLength, 14 * RECORD_BYTES);
     fs.closeSync(fd);
@@ -338,10 +310,10 @@ describe('SegmentReader', () => {
     // Intact records whose terms go down cannot be a log.
     fs.writeFileSync(
       path.join(dir, segmentFileName(20)),
-      encode([...entries(20, 22, 2), ...entries(23, 24, 1)]),
+      encodeEntries([...entries(20, 22, 2), ...entries(23, 24, 1)]),
     );
     assert.equal(r.read(20, 24, 1, Infinity), null);
-    assert.deepEqual(r.read(20, 22, 2, Infinity)?.records, encode(entries(20, 22, 2)));
+    assert.deepEqual(r.read(20, 22, 2, Infinity)?.records, encodeEntries(entries(20, 22, 2)));
     r.close();
     r.close();
     assert.throws(() => r.read(1, 1, 1, 100), /closed/);
@@ -440,7 +412,7 @@ describe('SegmentReader', () => {
                 assert.ok(got !== null, `read ${lo}..${hi} of 1..${model.length}: null`);
                 assert.equal(got.lastIndex, k);
                 assert.equal(got.count, expected.length);
-                assert.deepEqual(got.records, encode(expected));
+                assert.deepEqual(got.records, encodeEntries(expected));
               }
             }
           }
