@@ -1,31 +1,39 @@
 #!/usr/bin/env node
 /**
- * The `raftline` command. The threaded node and `RaftNode` exist; the commands (serve,
- * cluster, bench, status, peers, transfer, snapshot) and the latency reports come with
- * the CLI issue. Until then this says so plainly and runs nothing.
+ * The `raftline` command: serve a node, run a local cluster, drive and administer a
+ * cluster, and load-test it with a latency report. Every command has `--help`; exit codes
+ * are in `exit-codes.ts`.
  */
 import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { addAdminCommands } from './admin.js';
+import { addBenchCommand } from './bench.js';
+import { addClusterCommand } from './cluster.js';
+import { EXIT_USAGE, exitCodeFor } from './exit-codes.js';
+import { addServeCommand } from './serve.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
   version: string;
 };
 
-const args = process.argv.slice(2);
-if (args.includes('--version') || args.includes('-V')) {
-  process.stdout.write(`${pkg.version}\n`);
-  process.exit(0);
-}
+const program = new Command('raftline')
+  .description('a Raft consensus runtime for Node.js: serve, cluster, bench, administer')
+  .version(pkg.version, '-V, --version')
+  .showHelpAfterError()
+  .exitOverride();
+addServeCommand(program);
+addClusterCommand(program);
+addBenchCommand(program);
+addAdminCommands(program);
 
-process.stdout.write(
-  [
-    `raftline ${pkg.version}`,
-    '',
-    'Built so far: the Raft core, its simulator, and the threaded node with its RaftNode API.',
-    'Not built yet: the CLI commands (serve, cluster, bench, status, ...) and the latency report.',
-    '',
-    'To load a local 3-process cluster:  npm start   (node dist/native-bench/apply-bench.js)',
-    'To watch the core under faults:     npm run sim -- --seeds 200 --nodes 3',
-    '',
-  ].join('\n'),
-);
-process.exit(args.length > 0 ? 2 : 0);
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    // --help and --version end here too, with exit code 0.
+    process.exitCode = err.exitCode === 0 ? 0 : EXIT_USAGE;
+  } else {
+    process.stderr.write(`raftline: ${(err as Error).message}\n`);
+    process.exitCode = exitCodeFor(err);
+  }
+}

@@ -16,6 +16,7 @@
 import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
+import type { Histogram } from 'hdr-histogram-js';
 import type { Logger } from 'pino';
 import { ProposalDropped } from '../raft/errors.js';
 import { type Message, MessageType } from '../raft/messages.js';
@@ -33,6 +34,7 @@ import {
   writeU32,
   writeU64,
 } from '../shared/entry-codec.js';
+import { decodeHistogram, encodeHistogram } from '../shared/histogram.js';
 import { LogWindowWriter } from '../shared/log-window.js';
 import {
   type DecodedRaftMessageFrame,
@@ -84,6 +86,7 @@ import type { FsmData } from '../workers/fsm/worker.js';
 import type { LogWriterData, LogWriterRecovered } from '../workers/log-writer/worker.js';
 import type { ReplicatorData, ReplicatorEvent } from '../workers/replicator/worker.js';
 import type { ErrorRecord } from '../workers/worker-support.js';
+import { type ClientHandler, serveClient } from './client-server.js';
 import { dataDirPaths } from './data-dir.js';
 import {
   BusyError,
@@ -96,6 +99,7 @@ import {
   TimeoutError,
   UnavailableError,
 } from './errors.js';
+import { LatencyStages, STAGE_FSYNC } from './latency-stages.js';
 import type { ResolvedOptions } from './options.js';
 import { PeerServer } from './peer-server.js';
 import { RingOutbox } from './ring-outbox.js';
@@ -119,6 +123,7 @@ interface Waiter {
 
 interface Proposal {
   readonly data: Uint8Array;
+  readonly type: EntryType;
   readonly resolve: (v: Value) => void;
   readonly reject: (e: Error) => void;
   readonly deadlineMs: number;
@@ -148,6 +153,10 @@ export type ReadConsistency = 'linearizable' | 'lease' | 'stale';
 /** What `status()` reports. */
 export interface NodeStatus {
   readonly id: NodeId;
+  /** The process the node runs in. */
+  readonly pid: number;
+  /** Entries in the log after the snapshot (the log's size in entries). */
+  readonly logEntries: number;
   readonly role: Role;
   readonly term: Term;
   readonly leader: NodeId | null;
@@ -188,7 +197,7 @@ export interface NodeStats {
 }
 
 /** The main thread's half of a node. Events: 'role', 'leaderStart', 'leaderStop', 'leaderChange', 'error'. */
-export class Coordinator extends EventEmitter {
+export class Coordinator extends EventEmitter implements ClientHandler {
   readonly opts: ResolvedOptions;
   private readonly log: Logger;
   private core!: RaftCore;
@@ -231,6 +240,10 @@ export class Coordinator extends EventEmitter {
   private lastTerm: Term = 0;
   private listenAddress = '';
   private appendEntriesSent = 0;
+  /** The server's latency breakdown: propose → durable → committed → applied, and replication. */
+  private readonly stages = new LatencyStages();
+  /** The log-writer's fdatasync latency histogram, as it last sent it. */
+  private fsyncHistogram: Histogram | null = null;
   private entriesSent = 0;
   private segmentMessagesSent = 0;
 
@@ -293,8 +306,10 @@ export class Coordinator extends EventEmitter {
       workerData: writerData,
     });
     const recovered = await firstMessage<LogWriterRecovered>(this.writer, 'recovered', 'log-writer');
-    this.writer.on('message', (m: { type: string; error?: ErrorRecord }) => {
+    this.writer.on('message', (m: { type: string; error?: ErrorRecord; histogram?: string }) => {
       if (m.type === 'error' && m.error) this.fail(new StorageError(`log-writer: ${m.error.message}`));
+      else if (m.type === 'fsync-histogram' && m.histogram)
+        this.fsyncHistogram = decodeHistogram(m.histogram);
     });
     this.writer.on('error', (err) => this.fail(new StorageError(`log-writer crashed: ${err.message}`)));
 
@@ -354,6 +369,7 @@ export class Coordinator extends EventEmitter {
       nodeId: o.id,
       logger: this.log,
       onMessage: (frame) => this.onPeerMessage(frame),
+      onClientConnection: (socket, _handshake, decoder) => serveClient(socket, decoder, this, this.log),
     });
     const bound = await this.server.listen();
     this.listenAddress = formatHostPort(bound);
@@ -409,8 +425,12 @@ export class Coordinator extends EventEmitter {
 
   // ================================================================ API
 
-  /** Proposes `data`; resolves with the state machine's result once applied. */
-  apply(data: Uint8Array): Promise<Value> {
+  /**
+   * Proposes `data` as one entry of `type` (Normal, or Batch: a batch-codec payload whose
+   * commands are applied in turn); resolves with the state machine's result once applied
+   * (for a batch, the array of its commands' results).
+   */
+  apply(data: Uint8Array, type: EntryType.Normal | EntryType.Batch = EntryType.Normal): Promise<Value> {
     const refusal = this.refuseWrite();
     if (refusal) return Promise.reject(refusal);
     if (this.proposals.length + this.waiters.size >= this.opts.maxPendingApplies) {
@@ -419,6 +439,7 @@ export class Coordinator extends EventEmitter {
     return new Promise<Value>((resolve, reject) => {
       this.proposals.push({
         data,
+        type,
         resolve,
         reject,
         deadlineMs: performance.now() + this.opts.requestTimeoutMs,
@@ -453,6 +474,20 @@ export class Coordinator extends EventEmitter {
     });
   }
 
+  /** A client's transfer request: redirected when this node does not lead, refused for a non-voter. */
+  transfer(target: NodeId): Promise<Value> {
+    if (this.core.role !== Role.Leader) return Promise.reject(this.notLeader());
+    if (!this.transferLeadership(target)) {
+      return Promise.reject(
+        new RaftError(
+          'ERR_RAFT_TRANSFER_REFUSED',
+          `leadership cannot be handed to ${target}: it is not a voter`,
+        ),
+      );
+    }
+    return Promise.resolve(true);
+  }
+
   /** Asks the leader to hand over to `target`. */
   transferLeadership(target: NodeId): boolean {
     const ok = this.core.transferLeadership(target);
@@ -465,6 +500,8 @@ export class Coordinator extends EventEmitter {
     const now = performance.now();
     return {
       id: s.id,
+      pid: process.pid,
+      logEntries: s.lastIndex - this.storage.snapshot().index,
       role: s.role,
       term: s.term,
       leader: s.leader === NO_NODE ? null : s.leader,
@@ -501,6 +538,23 @@ export class Coordinator extends EventEmitter {
         ringSleeps: this.ringBuffers().reduce((sum, b) => sum + readRingStats(b).consumerSleeps, 0),
       },
     };
+  }
+
+  /**
+   * The server's latency histograms (µs) by stage: propose→durable, →committed, →applied
+   * (on a leader), replication round trip, and the log-writer's fdatasync.
+   */
+  histograms(): Record<string, Histogram> {
+    const all = this.stages.histograms();
+    if (this.fsyncHistogram) all[STAGE_FSYNC] = this.fsyncHistogram;
+    return all;
+  }
+
+  /** `status()` plus the latency histograms, encoded: what a client's Status request gets. */
+  statusValue(): Value {
+    const histograms: Record<string, string> = {};
+    for (const [name, h] of Object.entries(this.histograms())) histograms[name] = encodeHistogram(h);
+    return { ...(this.status() as unknown as Record<string, Value>), histograms };
   }
 
   /** Every ring of this node. */
@@ -556,8 +610,9 @@ export class Coordinator extends EventEmitter {
 
   private proposeBatch(): void {
     const term = this.core.term;
+    let last = 0;
     for (const p of this.proposals) {
-      const index = this.core.propose(p.data);
+      const index = this.core.propose(p.data, p.type);
       if (index < 0) {
         p.reject(
           index === ProposalDropped.NotLeader
@@ -574,8 +629,10 @@ export class Coordinator extends EventEmitter {
         stale.reject(this.notLeader('the entry was replaced by another leader before it committed'));
       }
       this.waiters.set(index, { term, resolve: p.resolve, reject: p.reject, deadlineMs: p.deadlineMs });
+      last = index;
     }
     this.proposals.length = 0;
+    if (last > 0) this.stages.proposed(last, performance.now());
   }
 
   private handleReady(rd: Ready): void {
@@ -624,6 +681,7 @@ export class Coordinator extends EventEmitter {
         message: `stepped down in term ${this.core.term}`,
       });
       this.emit('leaderStop', this.core.term);
+      this.stages.reset();
     }
     if (prev.leader !== ss.leader) {
       if (prev.leader !== NO_NODE && prev.leader !== this.opts.id) {
@@ -651,6 +709,7 @@ export class Coordinator extends EventEmitter {
     if (m.type === MessageType.MsgApp) {
       this.appendEntriesSent++;
       this.entriesSent += n;
+      if (n > 0) this.stages.appendSent(m.to, (m.entries[n - 1] as Entry).index, performance.now());
     }
     if (n > 0 && this.window.has((m.entries[0] as Entry).index)) {
       const lo = (m.entries[0] as Entry).index;
@@ -707,11 +766,9 @@ export class Coordinator extends EventEmitter {
     const m = frame.message;
     const peer = this.peers.get(m.from);
     if (peer && (m.type === MessageType.MsgAppResp || m.type === MessageType.MsgHeartbeatResp)) {
-      this.control.setPeer(
-        peer.slot,
-        m.reject ? this.control.peerMatchIndex(peer.slot) : m.index,
-        performance.now(),
-      );
+      const now = performance.now();
+      this.control.setPeer(peer.slot, m.reject ? this.control.peerMatchIndex(peer.slot) : m.index, now);
+      if (m.type === MessageType.MsgAppResp && !m.reject) this.stages.appendAcked(m.from, m.index, now);
     }
     this.core.step(m);
     this.scheduleReady();
@@ -771,7 +828,7 @@ export class Coordinator extends EventEmitter {
       const here = writeWindow ? this.window.append(e) : this.window.has(e.index);
       if (k > start) {
         const joins = here
-          ? inWindow && this.window.posOf(e.index) === endPos
+          ? inWindow && this.window.follows(e.index, endPos)
           : !inWindow && inlineBytes < MAX_INLINE_RUN_BYTES;
         if (!joins) {
           this.emitRun(entries, start, k, inWindow, startPos, endPos, inlineBytes, kind, flags, out);
@@ -851,6 +908,8 @@ export class Coordinator extends EventEmitter {
       this.core.persisted(work);
       for (const m of work.messages) this.send(m);
     }
+    if (this.core.role === Role.Leader)
+      this.stages.madeDurable(this.core.log.stableIndex(), performance.now());
     this.reclaimWindow();
     this.processReady();
   }
@@ -988,6 +1047,7 @@ export class Coordinator extends EventEmitter {
     if (this.stopped || this.fatal) return;
     const applied = this.appliedIndex;
     if (applied > this.core.log.applied) this.core.applied(applied);
+    this.stages.madeApplied(applied, performance.now());
     // Waiters at or below `applied` that no Value frame answered held a non-command entry
     // (the index was taken by another leader's no-op or configuration change).
     for (const [index, w] of this.waiters) {
@@ -1048,6 +1108,9 @@ export class Coordinator extends EventEmitter {
   private publishControl(): void {
     const s = this.core;
     this.control.term = s.term;
+    if (s.log.committed !== this.control.commitIndex && s.role === Role.Leader) {
+      this.stages.madeCommitted(s.log.committed, performance.now());
+    }
     this.control.commitIndex = s.log.committed;
   }
 

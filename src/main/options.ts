@@ -104,7 +104,8 @@ const KNOWN = new Set([
 const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 function int(o: Record<string, unknown>, name: string, dflt: number, min: number, max: number): number {
-  const v = o[name] ?? dflt;
+  // Only an absent option takes the default: an explicit null is a mistake to report.
+  const v = o[name] === undefined ? dflt : o[name];
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
     throw new InvalidOptionError(name, `must be an integer in ${min}..${max}, got ${JSON.stringify(v)}`);
   }
@@ -112,7 +113,7 @@ function int(o: Record<string, unknown>, name: string, dflt: number, min: number
 }
 
 function str(o: Record<string, unknown>, name: string, dflt?: string): string {
-  const v = o[name] ?? dflt;
+  const v = o[name] === undefined ? dflt : o[name];
   if (typeof v !== 'string' || v.length === 0) {
     throw new InvalidOptionError(name, `must be a non-empty string, got ${JSON.stringify(v)}`);
   }
@@ -163,7 +164,7 @@ export function resolveOptions(input: RaftNodeOptions): ResolvedOptions {
     stateMachine = /^[a-z]+:/.test(sm) ? sm : pathToFileURL(path.resolve(sm)).href;
   } else throw new InvalidOptionError('stateMachine', 'must be a module path or URL');
   if (stateMachine.startsWith('file:')) fileURLToPath(stateMachine);
-  const smOptions = o.stateMachineOptions ?? {};
+  const smOptions = o.stateMachineOptions === undefined ? {} : o.stateMachineOptions;
   if (smOptions === null || typeof smOptions !== 'object') {
     throw new InvalidOptionError('stateMachineOptions', 'must be an object');
   }
@@ -175,7 +176,7 @@ export function resolveOptions(input: RaftNodeOptions): ResolvedOptions {
       `must be at least 3 × heartbeatIntervalMs (${3 * heartbeatIntervalMs}), got ${electionTimeoutMs}`,
     );
   }
-  const sync = o.sync ?? true;
+  const sync = o.sync === undefined ? true : o.sync;
   if (typeof sync !== 'boolean') throw new InvalidOptionError('sync', 'must be true or false');
   const logWindowBytes = int(o, 'logWindowBytes', 64 * 1024 * 1024, 64 * 1024, 2 ** 30);
   if ((logWindowBytes & (logWindowBytes - 1)) !== 0) {

@@ -263,6 +263,8 @@ export class PeerServer {
         if (!this.acceptHandshake(conn, frame.handshake, listener)) return;
         continue;
       }
+      // Unreachable: after a peer handshake the decoder refuses client frames. It narrows the type.
+      if (frame.type !== FrameType.RaftMessage) return void conn.socket.destroy();
       const peerId = conn.peerId as string; // set: the decoder yields no message before the handshake
       const m = frame.message;
       if (m.from !== peerId || m.to !== this.options.nodeId) {

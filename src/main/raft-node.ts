@@ -16,7 +16,10 @@
  */
 
 import { EventEmitter } from 'node:events';
+import type { Histogram } from 'hdr-histogram-js';
 import pino, { type Logger } from 'pino';
+import { EntryType } from '../raft/types.js';
+import { encodeBatch } from '../shared/batch-codec.js';
 import { Coordinator, type NodeStatus, type ReadConsistency } from './coordinator.js';
 import { checkClusterRecord, DataDirLock } from './data-dir.js';
 import { InvalidOptionError, ShutdownError } from './errors.js';
@@ -93,6 +96,18 @@ export class RaftNode extends EventEmitter {
   }
 
   /**
+   * Commits `commands` as ONE log entry (the seed's BatchCommitter: one round of
+   * replication and one fsync for all of them) and applies them in order; resolves with
+   * one result per command.
+   */
+  applyBatch(commands: readonly Uint8Array[]): Promise<Value[]> {
+    if (!Array.isArray(commands) || commands.some((c) => !(c instanceof Uint8Array))) {
+      return Promise.reject(new TypeError('applyBatch(commands): commands must be an array of Uint8Array'));
+    }
+    return this.coordinator.apply(encodeBatch(commands), EntryType.Batch) as Promise<Value[]>;
+  }
+
+  /**
    * Runs `query` through the state machine's `query()`. `linearizable` (default) confirms
    * leadership with one heartbeat round (ReadIndex); `lease` skips the round while the
    * leader's lease holds; `stale` reads this node's state as it is. Followers serve
@@ -111,6 +126,15 @@ export class RaftNode extends EventEmitter {
   /** Asks this leader to hand leadership to `target`. False if this node does not lead or `target` is no voter. */
   transferLeadership(target: string): boolean {
     return this.coordinator.transferLeadership(target);
+  }
+
+  /**
+   * The server's latency histograms (µs, HDR), by stage: propose→durable, →committed,
+   * →applied (as leader), replication RTT, fsync. They count from the start; take two
+   * and subtract for an interval.
+   */
+  histograms(): Record<string, Histogram> {
+    return this.coordinator.histograms();
   }
 
   /** A snapshot of this node's state (role, term, indexes, peers). */

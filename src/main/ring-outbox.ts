@@ -12,7 +12,8 @@ export class RingOutbox {
   readonly producer: RingProducer;
   private readonly pending: Uint8Array[] = [];
   private pendingBytes = 0;
-  private draining = false;
+  /** The running drain, if any: only one wait for space may be pending on a ring end. */
+  private draining: Promise<void> | null = null;
   private reservedScratch: Uint8Array | null = null;
   private closed = false;
 
@@ -34,6 +35,11 @@ export class RingOutbox {
    */
   reserve(lengthBytes: number): Uint8Array {
     if (this.reservedScratch !== null) throw new Error('RingOutbox: a reservation is pending');
+    // Refused now, whatever the backlog: a frame the ring can never hold would otherwise
+    // fail later, inside the drain, where nobody awaits it.
+    if (lengthBytes > this.producer.maxFrameBytes) {
+      throw new RangeError(`a frame of ${lengthBytes} bytes exceeds the ring's ${this.producer.maxFrameBytes}`);
+    }
     if (this.pending.length === 0) {
       const view = this.producer.tryReserve(lengthBytes);
       if (view !== null) return view;
@@ -63,27 +69,28 @@ export class RingOutbox {
   /** Publishes what was staged (one store, at most one notify) and starts draining any backlog. */
   flush(): void {
     this.producer.publish();
-    if (this.pending.length > 0 && !this.draining && !this.closed) void this.drain();
+    if (this.pending.length > 0 && this.draining === null && !this.closed) {
+      this.draining = this.drain().finally(() => {
+        this.draining = null;
+      });
+    }
   }
 
   /** Closes the producing end once the backlog is in: the consumer sees "closed" after the last frame. */
   async close(): Promise<void> {
     this.flush();
+    // Let a running drain finish rather than wait for space alongside it.
     while (this.pending.length > 0 && !this.producer.consumerClosed) {
-      await this.moveBacklog();
+      if (this.draining !== null) await this.draining;
+      else await this.moveBacklog();
     }
     this.closed = true;
     this.producer.close();
   }
 
   private async drain(): Promise<void> {
-    this.draining = true;
-    try {
-      while (this.pending.length > 0 && !this.closed && !this.producer.consumerClosed) {
-        await this.moveBacklog();
-      }
-    } finally {
-      this.draining = false;
+    while (this.pending.length > 0 && !this.closed && !this.producer.consumerClosed) {
+      await this.moveBacklog();
     }
   }
 

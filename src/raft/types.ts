@@ -21,6 +21,12 @@ export enum EntryType {
   ConfChange = 1,
   /** The empty entry a new leader appends to commit entries of earlier terms (Raft §5.4.2). */
   Noop = 2,
+  /**
+   * Many commands in one entry (the seed's BatchCommitter), laid out by
+   * `src/shared/batch-codec.ts`. The core treats it as a command; the fsm applies each
+   * command in turn, with one result each.
+   */
+  Batch = 3,
 }
 
 /** One log entry. `data` is opaque to the core. */

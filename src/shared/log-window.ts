@@ -104,6 +104,15 @@ export class LogWindowWriter {
     return this.posByIndex[i % this.slots] as number;
   }
 
+  /**
+   * Whether entry `i`'s record starts right where a region ending at `endPos` ends, so the
+   * two form one contiguous region. A region that ends exactly at the end of the data area
+   * never continues: the next position is offset 0 of the next lap.
+   */
+  follows(i: Index, endPos: number): boolean {
+    return this.posOf(i) === endPos && (endPos & this.mask) !== 0;
+  }
+
   /** Bytes of entry `i`'s record. Only for `has(i)`. */
   recordBytesOf(i: Index): number {
     return ENTRY_HEADER_BYTES + readU32(this.bytes, (this.posOf(i) & this.mask) + ENTRY_PAYLOAD_BYTES_OFFSET);
@@ -118,7 +127,7 @@ export class LogWindowWriter {
     let end = (start + this.recordBytesOf(lo)) >>> 0;
     let last = lo;
     const stop = Math.min(hi, this.lastIndex);
-    while (last < stop && this.posOf(last + 1) === end) {
+    while (last < stop && this.follows(last + 1, end)) {
       last++;
       end = (end + this.recordBytesOf(last)) >>> 0;
     }

@@ -109,8 +109,31 @@ export interface DecodedRaftMessageFrame extends RaftMessageFrame {
 /** Any frame this version can send. */
 export type OutgoingFrame = HandshakeFrame | RaftMessageFrame;
 
+/**
+ * A received CLIENT_REQUEST frame: its body, a view of the received bytes, for
+ * `decodeClientRequest` (`client-codec.ts`). Yielded only on a connection whose handshake
+ * has role client.
+ */
+export interface ClientRequestFrame {
+  readonly type: FrameType.ClientRequest;
+  readonly body: Uint8Array;
+}
+
+/**
+ * A received CLIENT_RESPONSE frame: its body, a view of the received bytes, for
+ * `decodeClientResponse` (`client-codec.ts`). Yielded only by a decoder built with
+ * `clientResponses: true` (a `RaftClient`'s).
+ */
+export interface ClientResponseFrame {
+  readonly type: FrameType.ClientResponse;
+  readonly body: Uint8Array;
+}
+
+/** A received client frame. Its body is decoded by `client-codec.ts`, not here. */
+export type ClientFrame = ClientRequestFrame | ClientResponseFrame;
+
 /** Any frame `FrameDecoder` yields. */
-export type Frame = HandshakeFrame | DecodedRaftMessageFrame;
+export type Frame = HandshakeFrame | DecodedRaftMessageFrame | ClientFrame;
 
 // ------------------------------------------------------------------ errors
 
@@ -120,7 +143,11 @@ export type FrameErrorCode =
   | 'ERR_FRAME_TOO_LONG'
   /** The frame type code is not one of `FrameType`. */
   | 'ERR_FRAME_UNKNOWN_TYPE'
-  /** The frame type code is reserved (`RESERVED_FRAME_TYPES`) and not implemented by this version. */
+  /**
+   * The frame type code is reserved (`RESERVED_FRAME_TYPES`) and not implemented by this
+   * version, or it is not one this connection carries: a client frame between peers, a
+   * RAFT_MESSAGE on a client connection, a request where responses are expected.
+   */
   | 'ERR_FRAME_UNSUPPORTED_TYPE'
   /** The first frame of the connection is not a HANDSHAKE: probably not a raftline peer. */
   | 'ERR_FRAME_HANDSHAKE_EXPECTED'
@@ -757,6 +784,14 @@ export interface FrameDecoderOptions {
    * stream of frames (tools, tests).
    */
   readonly expectHandshake?: boolean;
+  /**
+   * This decoder reads a node's answers to a `RaftClient`: after the handshake it yields
+   * CLIENT_RESPONSE frames and refuses every other type. Default false: it yields
+   * RAFT_MESSAGE frames, or CLIENT_REQUEST frames once it has decoded a handshake with
+   * role client (the accepting side learns the role only from that handshake), and
+   * refuses the others, so peer and client frames never mix on one connection.
+   */
+  readonly clientResponses?: boolean;
 }
 
 /**
@@ -785,6 +820,8 @@ export class FrameDecoder {
 
   private readonly expectHandshake: boolean;
   private handshakeSeen = false;
+  /** The one frame type besides HANDSHAKE this connection carries (see `clientResponses`). */
+  private carries: FrameType;
   /** Unconsumed chunks; the first is consumed up to `headOffset`. */
   private readonly chunks: Uint8Array[] = [];
   private headOffset = 0;
@@ -801,6 +838,7 @@ export class FrameDecoder {
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     this.maxEntryPayloadBytes = options.maxEntryPayloadBytes ?? DEFAULT_MAX_ENTRY_PAYLOAD_BYTES;
     this.expectHandshake = options.expectHandshake ?? true;
+    this.carries = options.clientResponses === true ? FrameType.ClientResponse : FrameType.RaftMessage;
     if (
       !Number.isInteger(this.maxEntryPayloadBytes) ||
       this.maxEntryPayloadBytes < 0 ||
@@ -859,12 +897,20 @@ export class FrameDecoder {
     if (this.buffered < this.pendingBodyBytes) return null;
     const body = this.take(this.pendingBodyBytes);
     this.pendingBodyBytes = -1;
-    const frame =
-      this.pendingType === FrameType.Handshake
-        ? decodeHandshake(body, this.pendingStreamOffset)
-        : decodeRaftMessage(body, this.pendingStreamOffset, this.maxEntryPayloadBytes);
+    let frame: Frame | FrameError;
+    if (this.pendingType === FrameType.Handshake) frame = decodeHandshake(body, this.pendingStreamOffset);
+    else if (this.pendingType === FrameType.RaftMessage)
+      frame = decodeRaftMessage(body, this.pendingStreamOffset, this.maxEntryPayloadBytes);
+    // checkHeader let through only the client frame type this connection carries; its
+    // body is decoded by client-codec.ts, which refuses bad bytes the same way.
+    else if (this.pendingType === FrameType.ClientRequest) frame = { type: FrameType.ClientRequest, body };
+    else frame = { type: FrameType.ClientResponse, body };
     if (frame instanceof FrameError) return this.fail(frame);
-    if (frame.type === FrameType.Handshake) this.handshakeSeen = true;
+    if (frame.type === FrameType.Handshake) {
+      this.handshakeSeen = true;
+      // A client announced itself: requests follow, and no Raft message may.
+      if (frame.handshake.role === HandshakeRole.Client) this.carries = FrameType.ClientRequest;
+    }
     this.frameCount++;
     return frame;
   }
@@ -895,7 +941,7 @@ export class FrameDecoder {
       }
       return null;
     }
-    if (type === FrameType.RaftMessage) {
+    if (type === this.carries) {
       if (bodyBytes > this.maxFrameBytes - FRAME_HEADER_BYTES) {
         return new FrameError(
           'ERR_FRAME_TOO_LONG',
@@ -904,6 +950,17 @@ export class FrameDecoder {
         );
       }
       return null;
+    }
+    if (
+      type === FrameType.RaftMessage ||
+      type === FrameType.ClientRequest ||
+      type === FrameType.ClientResponse
+    ) {
+      return new FrameError(
+        'ERR_FRAME_UNSUPPORTED_TYPE',
+        `frame type ${type} is not carried on this connection (it carries type ${this.carries})`,
+        at,
+      );
     }
     if ((RESERVED_FRAME_TYPES as readonly number[]).includes(type)) {
       return new FrameError(

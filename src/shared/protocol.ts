@@ -102,7 +102,12 @@ export const ENTRY_PAYLOAD_CRC_OFFSET = 28;
 export const ENTRY_HEADER_CRC_RESUME_OFFSET = ENTRY_TERM_OFFSET;
 
 /** The entry types a decoder accepts: the numbers of `EntryType`, which are part of this format. */
-export const KNOWN_ENTRY_TYPES: readonly number[] = [EntryType.Normal, EntryType.ConfChange, EntryType.Noop];
+export const KNOWN_ENTRY_TYPES: readonly number[] = [
+  EntryType.Normal,
+  EntryType.ConfChange,
+  EntryType.Noop,
+  EntryType.Batch,
+];
 
 /**
  * Hard ceiling of the format: payloadBytes is a u32. No configuration may exceed it.
@@ -176,9 +181,12 @@ export enum FrameType {
   SnapshotChunk = 3,
   /** RESERVED for the snapshot-streaming issue: the receiver's acknowledgement of chunks. Not implemented. */
   SnapshotChunkAck = 4,
-  /** RESERVED for the client issue: a client request carrying a request id. Not implemented. */
+  /**
+   * A `RaftClient`'s request, carrying a request id so that many are in flight on one
+   * connection ("client frames" below). Only on a connection whose handshake has role client.
+   */
   ClientRequest = 16,
-  /** RESERVED for the client issue: the reply to a request id, in any order. Not implemented. */
+  /** The node's reply to one request id; replies come back in any order ("client frames" below). */
   ClientResponse = 17,
 }
 
@@ -186,8 +194,6 @@ export enum FrameType {
 export const RESERVED_FRAME_TYPES: readonly FrameType[] = [
   FrameType.SnapshotChunk,
   FrameType.SnapshotChunkAck,
-  FrameType.ClientRequest,
-  FrameType.ClientResponse,
 ];
 
 // ================================================================== HANDSHAKE body
@@ -232,7 +238,7 @@ export const HANDSHAKE_MAX_BODY_BYTES = HANDSHAKE_MIN_BODY_BYTES + 2 * MAX_ID_BY
 export enum HandshakeRole {
   /** Another node of the cluster: RAFT_MESSAGE frames follow. */
   Peer = 1,
-  /** A `RaftClient`: client request frames follow (reserved, see `FrameType`). */
+  /** A `RaftClient`: CLIENT_REQUEST frames follow (see "client frames" below). */
   Client = 2,
 }
 
@@ -587,3 +593,128 @@ export const REPLICATOR_HEAD_BYTES_OFFSET = 4;
 export const REPLICATOR_WINDOW_POS_OFFSET = 8;
 export const REPLICATOR_BYTE_LENGTH_OFFSET = 12;
 export const REPLICATOR_HEAD_OFFSET = 16;
+
+// ==================================================================================
+// Client frames (DESIGN.md, "On the wire": "Client connections carry request ids")
+// ==================================================================================
+//
+// A `RaftClient` connects to a node's listen address and sends a HANDSHAKE with role
+// client, the cluster id and an empty node id; the node answers with its own (role peer,
+// its node id). After that the client sends only CLIENT_REQUEST frames and the node only
+// CLIENT_RESPONSE frames; a frame of any other type closes the connection, and so does a
+// client frame on a connection between peers (`FrameDecoder` refuses both).
+//
+// ================================================================== CLIENT_REQUEST body
+//
+//   0      1       2          4              8
+//   +------+-------+----------+--------------+---------------------------------
+//   | op   | flags | reserved | requestId    | payload (to the end of the body)
+//   | u8   | u8    | u16 = 0  | u32          | depends on op
+//   +------+-------+----------+--------------+---------------------------------
+//
+// - op: a `ClientOp`. A decoder refuses other codes, so an old node refuses a new
+//   operation instead of guessing.
+// - flags: for Read, the consistency (`ReadConsistencyCode`); zero for every other op.
+// - reserved: pads the fixed part to 8 so requestId and the payload are 4-aligned.
+// - requestId: chosen by the client, echoed in the response. The client keeps many
+//   requests in flight on one connection and matches replies by it, in any order; u32
+//   wraps after four billion requests, long after the ones it could collide with are gone.
+// - payload, by op:
+//     Apply       the command bytes, exactly as the state machine will see them.
+//     ApplyBatch  `[count u32]` then count × `[len u32][command bytes]`: the
+//                 BatchCommitter. The node commits all the commands as ONE log entry
+//                 (`EntryType.Batch`, whose payload is exactly these bytes: see
+//                 `batch-codec.ts`), applies them one by one and answers with an array of
+//                 their results, one per command in order. An empty batch is
+//                 just count 0; the count is checked against the bytes before anything is
+//                 allocated from it, and no bytes may follow the last command.
+//     Read        the query, value-codec bytes (`value-codec.ts`), checked by the node
+//                 when it decodes them.
+//     Status      empty: the node's status.
+//     Transfer    UTF-8 node id of the voter to hand leadership to. Not empty.
+//     AddPeer     UTF-8 `id=host:port` (`address.ts`). Not empty.
+//     RemovePeer  UTF-8 node id. Not empty.
+//     Snapshot    empty: take a snapshot now.
+//
+// ================================================================== CLIENT_RESPONSE body
+//
+//   0        1          4              8
+//   +--------+----------+--------------+---------------------------------
+//   | status | reserved | requestId    | value-codec bytes (to the end of the body)
+//   | u8     | 3 × 0    | u32          |
+//   +--------+----------+--------------+---------------------------------
+//
+// - status: `ClientStatus`: 0 ok, 1 error.
+// - requestId: the request this answers.
+// - on ok: the result `Value` (ApplyBatch: an array of the per-command results).
+// - on error: the object `{ code: string, message: string, leaderId?: string,
+//   leaderAddress?: string }`: a `RaftError` as a record (`src/main/errors.ts`), so the
+//   client rebuilds the same class and `instanceof` works across the wire. leaderId and
+//   leaderAddress come with ERR_RAFT_NOT_LEADER when the node knows the leader: the
+//   client reconnects there and retries, as braft's client does. A decoder refuses an
+//   error value that is not an object or whose code or message is not a string, or whose
+//   leaderId/leaderAddress is present and not a string; other keys are ignored, so a later
+//   version can add some without breaking older clients.
+
+/** What a client request asks. The numbers are part of the wire format: never renumber. */
+export enum ClientOp {
+  /** Propose one command; the answer is its result. */
+  Apply = 1,
+  /** Propose many commands as one log entry; the answer is an array of their results. */
+  ApplyBatch = 2,
+  /** Run a query against the state machine, at the consistency given in `flags`. */
+  Read = 3,
+  /** The node's status. */
+  Status = 4,
+  /** Hand leadership to the node named in the payload. */
+  Transfer = 5,
+  /** Add the voter `id=host:port` named in the payload. */
+  AddPeer = 6,
+  /** Remove the node named in the payload. */
+  RemovePeer = 7,
+  /** Take a snapshot now. */
+  Snapshot = 8,
+}
+
+/** A Read request's `flags`: how fresh the answer must be. Part of the wire format. */
+export enum ReadConsistencyCode {
+  /** Confirmed with a quorum (ReadIndex): never stale. */
+  Linearizable = 0,
+  /** Served under the leader's lease: not stale unless clocks drift beyond the lease margin. */
+  Lease = 1,
+  /** Served by any node from its own state: may be stale. */
+  Stale = 2,
+}
+
+/** A CLIENT_RESPONSE's `status`. Part of the wire format. */
+export enum ClientStatus {
+  /** The value is the result. */
+  Ok = 0,
+  /** The value is an error record `{ code, message, leaderId?, leaderAddress? }`. */
+  Error = 1,
+}
+
+/** Offset of `op` (u8, a `ClientOp`) in the CLIENT_REQUEST body. */
+export const CLIENT_REQUEST_OP_OFFSET = 0;
+/** Offset of `flags` (u8). */
+export const CLIENT_REQUEST_FLAGS_OFFSET = 1;
+/** Offset of the reserved u16, which must be zero. */
+export const CLIENT_REQUEST_RESERVED_OFFSET = 2;
+/** Offset of `requestId` (u32). */
+export const CLIENT_REQUEST_ID_OFFSET = 4;
+/** Size of the fixed part of the CLIENT_REQUEST body; the payload follows. */
+export const CLIENT_REQUEST_FIXED_BYTES = 8;
+
+/** Offset of `status` (u8, a `ClientStatus`) in the CLIENT_RESPONSE body. */
+export const CLIENT_RESPONSE_STATUS_OFFSET = 0;
+/** Offset of the three reserved bytes, which must be zero. */
+export const CLIENT_RESPONSE_RESERVED_OFFSET = 1;
+/** Length of the reserved run. */
+export const CLIENT_RESPONSE_RESERVED_BYTES = 3;
+/** Offset of `requestId` (u32). */
+export const CLIENT_RESPONSE_ID_OFFSET = 4;
+/** Size of the fixed part of the CLIENT_RESPONSE body; the value follows. */
+export const CLIENT_RESPONSE_FIXED_BYTES = 8;
+
+/** Size of an ApplyBatch payload's count and of each command's length field. */
+export const CLIENT_BATCH_LENGTH_BYTES = 4;

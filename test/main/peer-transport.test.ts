@@ -11,6 +11,12 @@ import { PeerServer, type PeerServerOptions } from '../../src/main/peer-server.j
 import { type Message, MessageType, message } from '../../src/raft/messages.js';
 import { EntryType } from '../../src/raft/types.js';
 import {
+  ClientOp,
+  type ClientRequest,
+  decodeClientRequest,
+  encodeClientRequest,
+} from '../../src/shared/client-codec.js';
+import {
   type DecodedRaftMessageFrame,
   encodeHandshakeFrame,
   encodeRaftMessageFrame,
@@ -532,14 +538,19 @@ describe('PeerServer against raw sockets', { timeout: TEST_TIMEOUT_MS }, () => {
     });
     const client2 = await rawSocket(t, serving.port);
     // The handshake and the next frame in one write: the frame must reach the handler's decoder.
-    client2.socket.write(Buffer.concat([clientHs, frames([msg('c', 'n2', 7)])]));
+    const request = new OutBuffer(64);
+    encodeClientRequest(request, { op: ClientOp.Status, flags: 0, requestId: 7, payload: new Uint8Array(0) });
+    client2.socket.write(Buffer.concat([clientHs, request.view()]));
     await waitFor(() => handed.length === 1, 'the hand-over');
     assert.equal(handed[0]?.handshake.role, HandshakeRole.Client);
     const next = handed[0]?.decoder.next();
     assert.ok(
-      next !== null && next !== undefined && !(next instanceof Error) && next.type === FrameType.RaftMessage,
+      next !== null &&
+        next !== undefined &&
+        !(next instanceof Error) &&
+        next.type === FrameType.ClientRequest,
     );
-    assert.equal(next.message.index, 7);
+    assert.equal((decodeClientRequest(next.body) as ClientRequest).requestId, 7);
     assert.equal(serving.received.length, 0, 'client frames do not reach onMessage');
 
     await serving.server.close();

@@ -12,7 +12,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Value } from '../../main/state-machine.js';
 import { loadStateMachine } from '../../main/state-machine.js';
-import type { Entry } from '../../raft/types.js';
+import { type Entry, EntryType } from '../../raft/types.js';
+import { decodeBatch } from '../../shared/batch-codec.js';
 import { ControlBlock } from '../../shared/control-block.js';
 import { readU32, writeU32, writeU64 } from '../../shared/entry-codec.js';
 import { windowView } from '../../shared/log-window.js';
@@ -99,7 +100,21 @@ async function run(): Promise<void> {
   let wantResults = false;
   let failed = false;
   let batches = 0;
+  // Batch entries (EntryType.Batch) are applied command by command; their results are
+  // gathered here and sent as one array, the entry's result.
+  const batchResults = new Map<number, { count: number; results: Value[] }>();
   const onResult = (index: number, term: number, result: Value): void => {
+    const batch = batchResults.get(index);
+    if (batch !== undefined) {
+      batch.results.push(result);
+      if (batch.results.length < batch.count) return;
+      batchResults.delete(index);
+      sendResult(index, term, batch.results);
+      return;
+    }
+    sendResult(index, term, result);
+  };
+  const sendResult = (index: number, term: number, result: Value): void => {
     if (!wantResults) return;
     scratch.clear();
     scratch.append(RESULT_VALUE_BODY_OFFSET);
@@ -138,7 +153,8 @@ async function run(): Promise<void> {
           entries.length = 0;
           decodeRecords(records, header.recordCount, entries);
           wantResults = (header.flags & ENTRIES_FLAG_WANT_RESULTS) !== 0;
-          const got = await runner.applyBatch(entries, onResult);
+          const got = await runner.applyBatch(expandBatches(entries, batchResults, sendResult), onResult);
+          batchResults.clear();
           if ('error' in got) {
             failed = true;
             logger.error(
@@ -205,6 +221,38 @@ async function run(): Promise<void> {
   ring.close();
   results.close();
   (port as NonNullable<typeof port>).postMessage({ type: 'closed' });
+}
+
+/**
+ * `entries` with every batch entry replaced by its commands, each a Normal entry with the
+ * batch's index and term (the state machine sees commands, not batches). The batch's
+ * command count goes in `batchResults`. An empty or malformed batch has no command to
+ * apply (it stays, as a no-op, so it counts as applied): its result is answered at once (malformed is deterministic: every replica
+ * refuses it alike).
+ */
+function expandBatches(
+  entries: Entry[],
+  batchResults: Map<number, { count: number; results: Value[] }>,
+  sendResult: (index: number, term: number, result: Value) => void,
+): Entry[] {
+  if (!entries.some((e) => e.type === EntryType.Batch)) return entries;
+  const out: Entry[] = [];
+  for (const e of entries) {
+    if (e.type !== EntryType.Batch) {
+      out.push(e);
+      continue;
+    }
+    const commands = decodeBatch(e.data);
+    if (commands === null || commands.length === 0) {
+      sendResult(e.index, e.term, commands === null ? { error: 'malformed batch entry' } : []);
+      // Kept as a no-op so the entry still counts as applied.
+      out.push({ index: e.index, term: e.term, type: EntryType.Noop, data: e.data });
+      continue;
+    }
+    batchResults.set(e.index, { count: commands.length, results: [] });
+    for (const data of commands) out.push({ index: e.index, term: e.term, type: EntryType.Normal, data });
+  }
+  return out;
 }
 
 /** Runs a role or configuration callback; a callback that throws is logged, not fatal. */

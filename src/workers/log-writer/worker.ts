@@ -13,6 +13,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { ControlBlock } from '../../shared/control-block.js';
 import { readU32, readU64 } from '../../shared/entry-codec.js';
+import { createLatencyHistogram, encodeHistogram } from '../../shared/histogram.js';
 import { windowView } from '../../shared/log-window.js';
 import {
   BARRIER_SEQ_OFFSET,
@@ -89,6 +90,8 @@ function run(): void {
   let doneSeq = 0;
   let dirty = false;
   let syncs = 0;
+  const fsync = createLatencyHistogram();
+  let lastHistogramPostMs = 0;
   let entriesWritten = 0;
   let barrierSeen = false;
   let seq = 0;
@@ -132,9 +135,19 @@ function run(): void {
     // Group commit: everything that is ready now goes into one sync.
     while (ring.drain(onFrame) > 0) ring.release();
     if (dirty) {
+      const t0 = performance.now();
       log.sync();
+      fsync.recordValue(Math.max(1, Math.round((performance.now() - t0) * 1000)));
       syncs++;
       dirty = false;
+      // The histogram goes to the coordinator at most once a second: rare control traffic.
+      if (t0 - lastHistogramPostMs >= 1000) {
+        lastHistogramPostMs = t0;
+        (port as NonNullable<typeof port>).postMessage({
+          type: 'fsync-histogram',
+          histogram: encodeHistogram(fsync),
+        });
+      }
     }
     if (barrierSeen) {
       barrierSeen = false;

@@ -1,0 +1,192 @@
+/**
+ * The client side of the node's listen address: a connection whose handshake says
+ * "client" is handed here by the peer server. Requests carry ids, many are in flight on
+ * one connection, and replies go back in whatever order they finish, gathered into one
+ * socket write per event-loop turn.
+ */
+
+import type net from 'node:net';
+import type { Logger } from 'pino';
+import { EntryType } from '../raft/types.js';
+import {
+  type ClientErrorValue,
+  ClientOp,
+  type ClientRequest,
+  decodeClientRequest,
+  encodeClientResponse,
+} from '../shared/client-codec.js';
+import { type FrameDecoder, FrameError, OutBuffer } from '../shared/message-codec.js';
+import { FrameType } from '../shared/protocol.js';
+import { decodeValue } from '../shared/value-codec.js';
+import type { ReadConsistency } from './coordinator.js';
+import { NotLeaderError } from './errors.js';
+import type { Value } from './state-machine.js';
+
+/** What a client request can ask of the node. */
+export interface ClientHandler {
+  apply(data: Uint8Array, type: EntryType.Normal | EntryType.Batch): Promise<Value>;
+  read(query: Value, consistency: ReadConsistency): Promise<Value>;
+  /** The node's status as a Value, with its latency histograms encoded. */
+  statusValue(): Value;
+  /** Hands leadership to `target`; rejects with NotLeaderError (with the hint) on a non-leader. */
+  transfer(target: string): Promise<Value>;
+}
+
+const CONSISTENCY: readonly ReadConsistency[] = ['linearizable', 'lease', 'stale'];
+
+/** Serves one client connection until it closes. */
+export function serveClient(
+  socket: net.Socket,
+  decoder: FrameDecoder,
+  handler: ClientHandler,
+  logger: Pick<Logger, 'warn'>,
+): void {
+  const out = new OutBuffer(16 * 1024);
+  let flushScheduled = false;
+  let closed = false;
+  const flush = (): void => {
+    flushScheduled = false;
+    if (closed || out.length === 0) return;
+    // socket.write keeps the buffer until it is sent: give it its own copy, one per turn.
+    socket.write(out.view().slice());
+    out.clear();
+  };
+  const respond = (
+    requestId: number,
+    result: { ok: true; value: Value } | { ok: false; error: ClientErrorValue },
+  ): void => {
+    if (closed) return;
+    try {
+      encodeClientResponse(
+        out,
+        result.ok
+          ? { requestId, ok: true, value: result.value }
+          : { requestId, ok: false, error: result.error },
+      );
+    } catch (err) {
+      // A result the value codec cannot carry is answered as an error, not dropped.
+      encodeClientResponse(out, { requestId, ok: false, error: errorValue(err) });
+    }
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flush);
+    }
+  };
+  const settle = (requestId: number, p: Promise<Value>): void => {
+    p.then(
+      (value) => respond(requestId, { ok: true, value }),
+      (err: unknown) => respond(requestId, { ok: false, error: errorValue(err) }),
+    );
+  };
+  const handle = (req: ClientRequest): void => {
+    switch (req.op) {
+      case ClientOp.Apply:
+        settle(req.requestId, handler.apply(req.payload, EntryType.Normal));
+        return;
+      case ClientOp.ApplyBatch:
+        // The request's payload is already a batch entry's payload (batch-codec.ts).
+        settle(req.requestId, handler.apply(req.payload, EntryType.Batch));
+        return;
+      case ClientOp.Read: {
+        const consistency = CONSISTENCY[req.flags];
+        if (consistency === undefined) {
+          respond(req.requestId, {
+            ok: false,
+            error: { code: 'ERR_RAFT_BAD_REQUEST', message: `unknown consistency ${req.flags}` },
+          });
+          return;
+        }
+        let query: Value;
+        try {
+          query = decodeValue(req.payload, 0, req.payload.byteLength);
+        } catch (err) {
+          respond(req.requestId, { ok: false, error: errorValue(err) });
+          return;
+        }
+        settle(req.requestId, handler.read(query, consistency));
+        return;
+      }
+      case ClientOp.Status:
+        respond(req.requestId, { ok: true, value: handler.statusValue() });
+        return;
+      case ClientOp.Transfer:
+        settle(req.requestId, handler.transfer(new TextDecoder().decode(req.payload)));
+        return;
+      case ClientOp.AddPeer:
+      case ClientOp.RemovePeer:
+      case ClientOp.Snapshot:
+        respond(req.requestId, {
+          ok: false,
+          error: {
+            code: 'ERR_RAFT_NOT_SUPPORTED',
+            message:
+              'membership changes and snapshots are not supported yet (they come with the snapshot issue)',
+          },
+        });
+        return;
+      default:
+        respond(req.requestId, {
+          ok: false,
+          error: { code: 'ERR_RAFT_BAD_REQUEST', message: `unknown op ${req.op}` },
+        });
+    }
+  };
+  const fail = (reason: string, detail: object): void => {
+    logger.warn({ remote: socket.remoteAddress, ...detail }, reason);
+    closed = true;
+    socket.destroy();
+  };
+  const drain = (): void => {
+    for (;;) {
+      let frame: ReturnType<FrameDecoder['next']>;
+      try {
+        frame = decoder.next();
+      } catch (err) {
+        fail('client connection closed: malformed frame', { code: (err as FrameError).code ?? 'unknown' });
+        return;
+      }
+      if (frame === null) return;
+      if (frame instanceof FrameError) {
+        fail('client connection closed: malformed frame', { code: frame.code });
+        return;
+      }
+      if (frame.type !== FrameType.ClientRequest) {
+        fail('client connection closed: not a client request', { frameType: frame.type });
+        return;
+      }
+      const req = decodeClientRequest(frame.body);
+      if ('code' in req) {
+        fail('client connection closed: malformed request', { code: req.code });
+        return;
+      }
+      handle(req);
+    }
+  };
+  socket.on('data', (chunk: Buffer) => {
+    decoder.push(chunk);
+    drain();
+  });
+  socket.on('error', () => {});
+  socket.on('close', () => {
+    closed = true;
+  });
+  // Bytes that arrived with the handshake are already in the decoder.
+  drain();
+}
+
+/** An error as the client protocol carries it. */
+function errorValue(err: unknown): ClientErrorValue {
+  if (err instanceof NotLeaderError) {
+    return {
+      code: err.code,
+      message: err.message,
+      ...(err.leaderId !== null ? { leaderId: err.leaderId } : {}),
+      ...(err.leaderAddress !== null ? { leaderAddress: err.leaderAddress } : {}),
+    };
+  }
+  const code = (err as { code?: unknown }).code;
+  return {
+    code: typeof code === 'string' ? code : 'ERR_RAFT_INTERNAL',
+    message: err instanceof Error ? err.message : String(err),
+  };
+}
