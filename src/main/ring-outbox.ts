@@ -38,7 +38,9 @@ export class RingOutbox {
     // Refused now, whatever the backlog: a frame the ring can never hold would otherwise
     // fail later, inside the drain, where nobody awaits it.
     if (lengthBytes > this.producer.maxFrameBytes) {
-      throw new RangeError(`a frame of ${lengthBytes} bytes exceeds the ring's ${this.producer.maxFrameBytes}`);
+      throw new RangeError(
+        `a frame of ${lengthBytes} bytes exceeds the ring's ${this.producer.maxFrameBytes}`,
+      );
     }
     if (this.pending.length === 0) {
       const view = this.producer.tryReserve(lengthBytes);
