@@ -194,6 +194,10 @@ export interface NodeStats {
   readonly applyBatches: number;
   /** Times a thread of this node actually went to sleep waiting on one of its rings (each costs a wake-up). */
   readonly ringSleeps: number;
+  /** Entries proposed by this node as leader (a batch entry counts once). */
+  readonly proposals: number;
+  /** Elections this node started (times it became a candidate). */
+  readonly elections: number;
 }
 
 /** The main thread's half of a node. Events: 'role', 'leaderStart', 'leaderStop', 'leaderChange', 'error'. */
@@ -246,6 +250,8 @@ export class Coordinator extends EventEmitter implements ClientHandler {
   private fsyncHistogram: Histogram | null = null;
   private entriesSent = 0;
   private segmentMessagesSent = 0;
+  private proposalCount = 0;
+  private electionCount = 0;
 
   constructor(opts: ResolvedOptions, logger: Logger) {
     super();
@@ -536,6 +542,8 @@ export class Coordinator extends EventEmitter implements ClientHandler {
         segmentMessagesSent: this.segmentMessagesSent,
         applyBatches: this.control.fsmBatches,
         ringSleeps: this.ringBuffers().reduce((sum, b) => sum + readRingStats(b).consumerSleeps, 0),
+        proposals: this.proposalCount,
+        elections: this.electionCount,
       },
     };
   }
@@ -630,6 +638,7 @@ export class Coordinator extends EventEmitter implements ClientHandler {
       }
       this.waiters.set(index, { term, resolve: p.resolve, reject: p.reject, deadlineMs: p.deadlineMs });
       last = index;
+      this.proposalCount++;
     }
     this.proposals.length = 0;
     if (last > 0) this.stages.proposed(last, performance.now());
@@ -663,6 +672,7 @@ export class Coordinator extends EventEmitter implements ClientHandler {
     const prev = this.softState;
     this.softState = ss;
     if (prev.role !== ss.role) {
+      if (ss.role === Role.Candidate) this.electionCount++;
       this.log.info({ role: ss.role, from: prev.role, term: this.core.term }, 'role changed');
       this.emit('role', ss.role, this.core.term);
     }
