@@ -16,9 +16,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { type Entry, EntryType } from '../src/raft/types.js';
-import { encodeEntries } from '../src/shared/entry-codec.js';
 import { SegmentLog } from '../src/workers/log-writer/segment-log.js';
+import { encodeBatch } from './bench-records.js';
 
 const PAYLOAD_BYTES = 100;
 
@@ -32,14 +31,6 @@ const batchSizes = option('batches', '1,16,256').split(',').map(Number);
 const parentDir = option('dir', os.tmpdir());
 const sync = !argv.includes('--nosync');
 const rounds = Number(option('rounds', '1'));
-
-/** Encodes `count` records from `firstIndex` into one buffer, as the log window holds them. */
-function encodeBatch(firstIndex: number, count: number, payload: Uint8Array): Uint8Array {
-  const list: Entry[] = [];
-  for (let i = 0; i < count; i++)
-    list.push({ index: firstIndex + i, term: 1, type: EntryType.Normal, data: payload });
-  return encodeEntries(list);
-}
 
 interface Figures {
   batches: number;

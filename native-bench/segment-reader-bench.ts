@@ -16,10 +16,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { type Entry, EntryType } from '../src/raft/types.js';
-import { encodeEntries } from '../src/shared/entry-codec.js';
 import { SegmentLog } from '../src/workers/log-writer/segment-log.js';
 import { SegmentReader } from '../src/workers/replicator/segment-reader.js';
+import { encodeBatch } from './bench-records.js';
 
 const PAYLOAD_BYTES = 100;
 const RECORD_BYTES = 32 + PAYLOAD_BYTES;
@@ -34,14 +33,6 @@ const budgetMs = Number(option('secs', '2')) * 1000;
 const batchBytesList = option('batches', '65536,1048576').split(',').map(Number);
 const segmentBytes = Number(option('segment-mib', '64')) * 1024 * 1024;
 const parentDir = option('dir', os.tmpdir());
-
-/** Encodes `count` records from `firstIndex` into one buffer. */
-function encodeBatch(firstIndex: number, count: number, payload: Uint8Array): Uint8Array {
-  const list: Entry[] = [];
-  for (let i = 0; i < count; i++)
-    list.push({ index: firstIndex + i, term: 1, type: EntryType.Normal, data: payload });
-  return encodeEntries(list);
-}
 
 interface Figures {
   bytes: number;

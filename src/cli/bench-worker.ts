@@ -10,6 +10,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { kvCommand } from '../../examples/kv.js';
 import { RaftClient } from '../client/raft-client.js';
+import { Rng } from '../raft/rng.js';
 import { createLatencyHistogram, encodeHistogram } from '../shared/histogram.js';
 
 /** What the manager asks of one worker thread. */
@@ -43,19 +44,9 @@ export interface BenchWorkerResult {
 /** Requests built once and reused, so the load loop measures the cluster, not the encoder. */
 const COMMAND_POOL = 1024;
 
-/** A small seeded generator: the same seed gives the same keys and read/write mix. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 0x1_0000_0000;
-  };
-}
-
 export default async function run(task: BenchTask): Promise<BenchWorkerResult> {
-  const random = rng(task.seed);
+  const rng = new Rng(task.seed);
+  const random = (): number => rng.nextU32() / 0x1_0000_0000;
   const value = 'v'.repeat(task.valueSize);
   const commands: Uint8Array[] = [];
   for (let i = 0; i < COMMAND_POOL; i++) {

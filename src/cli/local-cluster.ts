@@ -39,7 +39,8 @@ export interface LocalMember {
   child: ChildProcess;
 }
 
-async function freePort(): Promise<number> {
+/** A free port on 127.0.0.1, found by binding port 0 and closing again. */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once('error', reject);

@@ -5,25 +5,15 @@
 
 import { type ChildProcess, fork } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../../src/cli/local-cluster.js';
 
 const NODE_SCRIPT = fileURLToPath(new URL('./node-process.js', import.meta.url));
 const RECORDING_SM = new URL('./recording-sm.js', import.meta.url).href;
 
-/** A free loopback port, found by binding port 0 and closing. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 interface Member {
   readonly id: string;
