@@ -122,11 +122,24 @@ export function addAdminCommands(program: Command): void {
                 String(a.status.appliedIndex),
                 String(a.status.durableIndex),
                 String(a.status.logEntries),
+                formatBytes(a.status.logBytes as number),
               ]
-            : ['?', a.endpoint, '-', `unreachable: ${a.error}`, '', '', '', '', '', ''],
+            : ['?', a.endpoint, '-', `unreachable: ${a.error}`, '', '', '', '', '', '', ''],
         );
         table(
-          ['id', 'address', 'pid', 'role', 'term', 'leader', 'commit', 'applied', 'durable', 'log entries'],
+          [
+            'id',
+            'address',
+            'pid',
+            'role',
+            'term',
+            'leader',
+            'commit',
+            'applied',
+            'durable',
+            'log entries',
+            'log size',
+          ],
           rows,
         );
       }
@@ -229,6 +242,19 @@ function withoutHistograms(a: Awaited<ReturnType<typeof statusOfAll>>[number]): 
   if (!a.ok) return a;
   const { histograms: _h, ...rest } = a.status;
   return { endpoint: a.endpoint, ok: true, status: rest };
+}
+
+/** `bytes` in B, KiB, MiB or GiB. */
+function formatBytes(bytes: number): string {
+  if (!Number.isFinite(bytes)) return '-';
+  const units = ['B', 'KiB', 'MiB', 'GiB'];
+  let v = bytes;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
 }
 
 /** Prints rows under headers, columns padded. */

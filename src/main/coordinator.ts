@@ -157,6 +157,9 @@ export interface NodeStatus {
   readonly pid: number;
   /** Entries in the log after the snapshot (the log's size in entries). */
   readonly logEntries: number;
+  /** Bytes of the log's records in the segment files, and the files' size on disk (preallocation included). */
+  readonly logBytes: number;
+  readonly logDiskBytes: number;
   readonly role: Role;
   readonly term: Term;
   readonly leader: NodeId | null;
@@ -508,6 +511,8 @@ export class Coordinator extends EventEmitter implements ClientHandler {
       id: s.id,
       pid: process.pid,
       logEntries: s.lastIndex - this.storage.snapshot().index,
+      logBytes: this.control.logBytes,
+      logDiskBytes: this.control.logDiskBytes,
       role: s.role,
       term: s.term,
       leader: s.leader === NO_NODE ? null : s.leader,

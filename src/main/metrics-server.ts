@@ -291,6 +291,12 @@ export class MetricsServer {
       s.role === Role.Leader ? 1 : 0,
     );
     simple('raftline_log_entries', 'Entries in the log after the snapshot', (s) => s.logEntries);
+    simple('raftline_log_bytes', 'Bytes of the log records in the segment files', (s) => s.logBytes);
+    simple(
+      'raftline_log_disk_bytes',
+      'Bytes the segment files take on disk, preallocation included',
+      (s) => s.logDiskBytes,
+    );
     simple('raftline_pending_applies', 'Proposals and waiters not yet answered', (s) => s.pendingApplies);
     simple(
       'raftline_log_window_used_bytes',

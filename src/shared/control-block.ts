@@ -10,6 +10,8 @@ import {
   CONTROL_F64_DURABLE_INDEX,
   CONTROL_F64_DURABLE_TERM,
   CONTROL_F64_FSM_BATCHES,
+  CONTROL_F64_LOG_BYTES,
+  CONTROL_F64_LOG_DISK_BYTES,
   CONTROL_F64_PEER_BASE,
   CONTROL_F64_TERM,
   CONTROL_F64_WRITER_ENTRIES,
@@ -97,6 +99,17 @@ export class ControlBlock {
   }
   get durableTerm(): number {
     return this.f64[CONTROL_F64_DURABLE_TERM] as number;
+  }
+  /** Log-writer: the log's size (records, and files on disk). */
+  publishLogSize(logBytes: number, diskBytes: number): void {
+    this.f64[CONTROL_F64_LOG_BYTES] = logBytes;
+    this.f64[CONTROL_F64_LOG_DISK_BYTES] = diskBytes;
+  }
+  get logBytes(): number {
+    return this.f64[CONTROL_F64_LOG_BYTES] as number;
+  }
+  get logDiskBytes(): number {
+    return this.f64[CONTROL_F64_LOG_DISK_BYTES] as number;
   }
   /** fdatasyncs the log-writer has done. */
   get writerSyncs(): number {

@@ -383,6 +383,8 @@ export const RAFT_MESSAGE_MAX_OVERHEAD_BYTES = FRAME_HEADER_BYTES + MESSAGE_FIXE
 //    520   f64 [65] durableTerm            log-writer     entry, published with writerDoneSeq
 //    528   f64 [66] writerSyncs            log-writer     fdatasyncs done, and entries written:
 //    536   f64 [67] writerEntries          log-writer     entries per sync is the group commit
+//    544   f64 [68] logBytes               log-writer     record bytes in the segments, and
+//    552   f64 [69] logDiskBytes           log-writer     the files' size, preallocation included
 //    640   f64 [80] appliedIndex           fsm            last entry the state machine applied
 //    648   f64 [81] fsmBatches             fsm            onApply batches: entries per batch
 //    768   f64 [96] term                   coordinator    current term
@@ -408,6 +410,8 @@ export const CONTROL_F64_DURABLE_INDEX = 64;
 export const CONTROL_F64_DURABLE_TERM = 65;
 export const CONTROL_F64_WRITER_SYNCS = 66;
 export const CONTROL_F64_WRITER_ENTRIES = 67;
+export const CONTROL_F64_LOG_BYTES = 68;
+export const CONTROL_F64_LOG_DISK_BYTES = 69;
 export const CONTROL_F64_APPLIED_INDEX = 80;
 export const CONTROL_F64_FSM_BATCHES = 81;
 export const CONTROL_F64_TERM = 96;

@@ -153,6 +153,8 @@ function leaderStatus(): NodeStatus {
     id: 'n1',
     pid: 4242,
     logEntries: 100,
+    logBytes: 13_200,
+    logDiskBytes: 67_108_864,
     role: Role.Leader,
     term: 7,
     leader: 'n1',
@@ -243,6 +245,8 @@ test('/metrics: node gauges and counters', async () => {
   assert.equal(sampleValue(e, 'raftline_last_index'), 100);
   assert.equal(sampleValue(e, 'raftline_is_leader'), 1);
   assert.equal(sampleValue(e, 'raftline_log_entries'), 100);
+  assert.equal(sampleValue(e, 'raftline_log_bytes'), 13_200);
+  assert.equal(sampleValue(e, 'raftline_log_disk_bytes'), 67_108_864);
   assert.equal(sampleValue(e, 'raftline_pending_applies'), 3);
   assert.equal(sampleValue(e, 'raftline_log_window_used_bytes'), 4096);
   assert.equal(sampleValue(e, 'raftline_log_window_capacity_bytes'), 65536);

@@ -291,6 +291,20 @@ export class SegmentLog {
     return { log, recovered };
   }
 
+  /** Bytes of the records in the log (what the segments hold, not their preallocated size). */
+  logBytes(): number {
+    let bytes = 0;
+    for (const seg of this.segments) bytes += seg.writeEndBytes;
+    return bytes;
+  }
+
+  /** Bytes the segment files take on disk, preallocation included. */
+  diskBytes(): number {
+    let bytes = 0;
+    for (const seg of this.segments) bytes += seg.capacityBytes;
+    return bytes;
+  }
+
   /** Index of the first entry on disk, 0 if the log is empty. */
   firstIndex(): number {
     return this.lastIndexValue === 0 ? 0 : (this.segments[0] as Segment).firstIndex;

@@ -95,6 +95,7 @@ function run(): void {
   let entriesWritten = 0;
   let barrierSeen = false;
   let seq = 0;
+  control.publishLogSize(log.logBytes(), log.diskBytes());
   let vote: string;
   const onFrame = (frame: Uint8Array): void => {
     switch (frame[0]) {
@@ -149,6 +150,7 @@ function run(): void {
         });
       }
     }
+    if (barrierSeen) control.publishLogSize(log.logBytes(), log.diskBytes());
     if (barrierSeen) {
       barrierSeen = false;
       doneSeq = seq;
