@@ -123,6 +123,25 @@ describe('SegmentLog', () => {
     assert.ok(bytes.subarray(2 * 132).every((b) => b === 0));
   });
 
+  test('a spare segment prepared ahead becomes the next segment; a leftover spare is removed on open', () => {
+    const { log } = open();
+    appendEntries(log, entries(1, 20, 1));
+    // Zeroed in steps smaller than a segment, as the writer does between batches.
+    let steps = 0;
+    while (log.prepareSpare(1000)) steps++;
+    assert.equal(steps, Math.ceil(SMALL_SEGMENT_BYTES / 1000) - 1);
+    assert.ok(fs.existsSync(path.join(dir, 'spare.seg.tmp')));
+    appendEntries(log, entries(21, 80, 1)); // rolls over into the spare
+    assert.ok(!fs.existsSync(path.join(dir, 'spare.seg.tmp')), 'the spare became a segment');
+    assert.ok(segmentFiles().length >= 2);
+    log.prepareSpare(1000); // a new spare, half done, then a crash
+    log.sync();
+    const { recovered } = open();
+    assert.equal(recovered.lastIndex, 80);
+    assert.deepEqual(recovered.records, encodeEntries(entries(1, 80, 1)));
+    assert.ok(!fs.existsSync(path.join(dir, 'spare.seg.tmp')), 'a half-prepared spare is removed on open');
+  });
+
   test('the first append may start after a snapshot; gaps are refused', () => {
     const { log } = open();
     appendEntries(log, entries(2, 4, 3));

@@ -158,6 +158,13 @@ export class SegmentLog {
   private lastIndexValue = 0;
   private lastTermValue = 0;
   private closed = false;
+  /**
+   * The next segment, zero-filled ahead of need a step at a time while the writer is idle
+   * (`prepareSpare`), so that starting a segment under load is a rename, not a 64 MiB
+   * write. Null until the first step; `spareBytes` counts the zeroed (and synced) bytes.
+   */
+  private spareFd: number | null = null;
+  private spareBytes = 0;
 
   private constructor(dir: string, segmentBytes: number, syncEnabled: boolean) {
     this.dir = dir;
@@ -465,9 +472,38 @@ export class SegmentLog {
    * Closes the files. Does not sync: call `sync()` first for anything that must survive.
    * Idempotent; every other method throws afterwards.
    */
+  /**
+   * Zero-fills up to `maxBytes` more of the spare segment (and syncs them), so the next
+   * segment is ready before it is needed. Returns true while work remains. Meant for idle
+   * moments: each call blocks for about one chunk's write and sync.
+   */
+  prepareSpare(maxBytes: number): boolean {
+    this.assertOpen();
+    if (this.spareBytes >= this.segmentBytes) return false;
+    if (this.spareFd === null) {
+      this.spareFd = fs.openSync(this.spareFile(), 'w+');
+      this.spareBytes = 0;
+    }
+    const end = Math.min(this.segmentBytes, this.spareBytes + maxBytes);
+    zeroRange(this.spareFd, this.spareBytes, end);
+    if (this.syncEnabled) fs.fdatasyncSync(this.spareFd);
+    this.spareBytes = end;
+    return end < this.segmentBytes;
+  }
+
+  /** The spare's file name: a temporary name, so a crash leaves nothing that open() keeps. */
+  private spareFile(): string {
+    return path.join(this.dir, `spare${SEGMENT_TMP_SUFFIX}`);
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.spareFd !== null) {
+      fs.closeSync(this.spareFd);
+      this.spareFd = null;
+      fs.rmSync(this.spareFile(), { force: true });
+    }
     for (const segment of this.segments) {
       if (segment.fd >= 0) {
         fs.closeSync(segment.fd);
@@ -511,6 +547,21 @@ export class SegmentLog {
   /** Creates a zero-filled segment through a temporary name and appends it to the table. */
   private createSegment(firstIndex: number, capacityBytes: number): Segment {
     const file = path.join(this.dir, segmentFileName(firstIndex));
+    if (
+      this.spareFd !== null &&
+      this.spareBytes >= this.segmentBytes &&
+      capacityBytes === this.segmentBytes
+    ) {
+      // The spare is whole, zeroed and synced: it only needs its name.
+      const fd = this.spareFd;
+      this.spareFd = null;
+      this.spareBytes = 0;
+      fs.renameSync(this.spareFile(), file);
+      this.syncDir();
+      const segment: Segment = { firstIndex, file, fd, capacityBytes, writeEndBytes: 0, offsets: [] };
+      this.segments.push(segment);
+      return segment;
+    }
     const tmp = `${path.join(this.dir, String(firstIndex).padStart(SEGMENT_NAME_DIGITS, '0'))}${SEGMENT_TMP_SUFFIX}`;
     const fd = fs.openSync(tmp, 'w+');
     try {
