@@ -3,7 +3,7 @@
  * tests and benchmarks fork three of these on 127.0.0.1 and kill them with SIGKILL.
  *
  * argv[2] is the JSON of the RaftNodeOptions. Requests from the parent:
- *   { id, op: 'status' } | { id, op: 'read', query, consistency }
+ *   { id, op: 'status' } | { id, op: 'read', query, consistency } | { id, op: 'apply', command }
  *   { id, op: 'write', prefix, from, count, window }  (pipelined applies run here, in the
  *     node's process, so IPC does not limit them; answers the indexes acknowledged)
  *   { id, op: 'bench', seconds, window, payloadBytes }  (throughput and latency percentiles)
@@ -105,6 +105,11 @@ async function bench(node: RaftNode, seconds: number, window: number, payloadByt
   };
 }
 
+// A test may run this process under `ulimit -f` to make the disk fail: without a handler,
+// SIGXFSZ kills the process; with one, the write fails with EFBIG and the node must stop
+// cleanly on its own.
+process.on('SIGXFSZ', () => {});
+
 async function main(): Promise<void> {
   const node = await RaftNode.start(options);
   send({ type: 'ready', address: node.address, pid: process.pid });
@@ -114,6 +119,9 @@ async function main(): Promise<void> {
       switch (req.op) {
         case 'status':
           result = { ...node.status(), cpu: process.cpuUsage() };
+          break;
+        case 'apply':
+          result = await node.apply(encoder.encode(req.command as string));
           break;
         case 'read':
           result = await node.read(req.query as Value, { consistency: req.consistency as 'linearizable' });
