@@ -142,6 +142,32 @@ describe('SegmentLog', () => {
     assert.ok(!fs.existsSync(path.join(dir, 'spare.seg.tmp')), 'a half-prepared spare is removed on open');
   });
 
+  test('compactTo deletes the segments wholly at or below an index; the log reopens from the first kept one', () => {
+    const { log } = open();
+    appendEntries(log, entries(1, 200, 1));
+    log.sync();
+    const before = segmentFiles();
+    assert.ok(before.length >= 4, `${before.length} segments`);
+    const compactIndex = 120;
+    const deleted = log.compactTo(compactIndex);
+    assert.ok(deleted >= 1);
+    assert.ok(log.firstIndex() <= compactIndex + 1, 'entries after the index are all kept');
+    assert.equal(segmentFiles().length, before.length - deleted);
+    assert.throws(() => log.readRange(1, 1), RangeError);
+    const first = log.firstIndex();
+    assert.deepEqual(log.readRange(first, 200), encodeEntries(entries(first, 200, 1)));
+    appendEntries(log, entries(201, 210, 1));
+    log.sync();
+    const { recovered } = open();
+    assert.equal(recovered.firstIndex, first);
+    assert.equal(recovered.lastIndex, 210);
+    assert.deepEqual(recovered.records, encodeEntries(entries(first, 210, 1)));
+    // Never the open segment, however far the index goes.
+    const again = open().log;
+    again.compactTo(10_000);
+    assert.equal(again.lastIndex(), 210);
+  });
+
   test('the first append may start after a snapshot; gaps are refused', () => {
     const { log } = open();
     appendEntries(log, entries(2, 4, 3));

@@ -298,6 +298,25 @@ export class SegmentLog {
     return { log, recovered };
   }
 
+  /**
+   * Log compaction after a snapshot: deletes the segments whose every entry is at or
+   * below `index`, oldest first (so a crash midway leaves a log that still starts at a
+   * segment boundary). The open segment is never deleted. Returns the segments deleted.
+   */
+  compactTo(index: number): number {
+    this.assertOpen();
+    let deleted = 0;
+    while (this.segments.length > 1 && (this.segments[1] as Segment).firstIndex <= index + 1) {
+      const segment = this.segments.shift() as Segment;
+      this.dirty.delete(segment);
+      this.closeFd(segment);
+      fs.unlinkSync(segment.file);
+      deleted++;
+    }
+    if (deleted > 0) this.syncDir();
+    return deleted;
+  }
+
   /** Bytes of the records in the log (what the segments hold, not their preallocated size). */
   logBytes(): number {
     let bytes = 0;
