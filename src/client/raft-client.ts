@@ -655,14 +655,23 @@ export class RaftClient {
           else this.onResponse(conn, resp.requestId, false, undefined, resp.error);
         }
       });
-      socket.on('error', () => {
-        // Reported through 'close', which always follows.
+      let socketError: string | null = null;
+      socket.on('error', (err: NodeJS.ErrnoException) => {
+        // Reported through 'close', which always follows; kept to say why.
+        socketError =
+          err.code === 'ECONNREFUSED'
+            ? 'connection refused (is a node listening there?)'
+            : (err.code ?? err.message);
       });
       socket.on('close', () => {
         conn.closed = true;
         this.connections.delete(conn);
         if (this.current === conn) this.current = null;
-        if (opening) refuse(new UnavailableError(`${endpoint}: connection closed before the handshake`));
+        if (opening) {
+          refuse(
+            new UnavailableError(`${endpoint}: ${socketError ?? 'connection closed before the handshake'}`),
+          );
+        }
         for (const p of [...conn.inFlight.values()]) this.settle(p, lostError(conn, p.op));
       });
     });
