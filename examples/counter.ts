@@ -9,6 +9,8 @@
  *
  * Reads: `query('get')` or `query(undefined)` answers the current value.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import type {
   ApplyIterator,
   SnapshotReader,
@@ -59,12 +61,16 @@ export default class Counter implements StateMachine {
     throw new Error(`the counter answers the query 'get', not ${describe(q)}`);
   }
 
-  onSnapshotSave(_writer: SnapshotWriter): void {
-    throw new Error('snapshots are not yet supported');
+  /** The whole state is one number: it goes in `counter.json` (the runtime syncs the file). */
+  onSnapshotSave(writer: SnapshotWriter): void {
+    fs.writeFileSync(path.join(writer.dir, 'counter.json'), JSON.stringify({ value: this.value }));
   }
 
-  onSnapshotLoad(_reader: SnapshotReader): void {
-    throw new Error('snapshots are not yet supported');
+  onSnapshotLoad(reader: SnapshotReader): void {
+    const saved = JSON.parse(fs.readFileSync(path.join(reader.dir, 'counter.json'), 'utf8')) as {
+      value: number;
+    };
+    this.value = saved.value;
   }
 
   /** Executes one command and returns its result: the new value, or an error value. */

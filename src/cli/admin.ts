@@ -233,9 +233,11 @@ export function addAdminCommands(program: Command): void {
   clusterOptions(program.command('remove-peer <id>').description('remove a voter')).action(
     (id: string, o: ClusterOption) => withClient(o, async (c) => print(await c.removePeer(id))),
   );
-  clusterOptions(program.command('snapshot').description('take a snapshot on the node contacted')).action(
-    (o: ClusterOption) => withClient(o, async (c) => print(await c.snapshot())),
-  );
+  clusterOptions(
+    program
+      .command('snapshot')
+      .description('save a snapshot of the state machine on the first node of --cluster'),
+  ).action((o: ClusterOption) => withClient(o, async (c) => print(await c.snapshot())));
 }
 
 function withoutHistograms(a: Awaited<ReturnType<typeof statusOfAll>>[number]): unknown {

@@ -82,7 +82,7 @@ import {
 import { atomicsWaitAsync, createRingBuffer, RingConsumer, readRingStats } from '../shared/ring.js';
 import { decodeRecords, fromUtf8, utf8, writeEntriesHeader } from '../shared/thread-codec.js';
 import { decodeValue, encodeValue } from '../shared/value-codec.js';
-import type { FsmData } from '../workers/fsm/worker.js';
+import type { FsmData, FsmReady } from '../workers/fsm/worker.js';
 import type { LogWriterData, LogWriterRecovered } from '../workers/log-writer/worker.js';
 import type { ReplicatorData, ReplicatorEvent } from '../workers/replicator/worker.js';
 import type { ErrorRecord } from '../workers/worker-support.js';
@@ -227,6 +227,10 @@ export class Coordinator extends EventEmitter implements ClientHandler {
   private readonly waiters = new Map<Index, Waiter>();
   private readonly reads = new Map<number, PendingRead>();
   private readonly readsAwaitingApply: number[] = [];
+  /** The newest snapshot taken or asked for (the bootstrap one until then). */
+  private lastSnapshot: { index: Index; term: Term } = { index: 0, term: 0 };
+  /** `snapshot()` calls waiting for the fsm, in the order their frames were sent. */
+  private readonly snapshotWaiters: { resolve: (v: Value) => void; reject: (e: Error) => void }[] = [];
   private readSeq = 0;
 
   private appendSeq = 0;
@@ -322,16 +326,48 @@ export class Coordinator extends EventEmitter implements ClientHandler {
     });
     this.writer.on('error', (err) => this.fail(new StorageError(`log-writer crashed: ${err.message}`)));
 
+    // The fsm starts first: it loads the latest snapshot, which is where the log resumes.
+    const fsmData: FsmData = {
+      nodeId: o.id,
+      dataDir: o.dataDir,
+      stateMachine: o.stateMachine,
+      stateMachineOptions: o.stateMachineOptions,
+      ring: this.fsmRing,
+      results: this.resultRing,
+      control: this.control.buffer,
+      window: this.window.buffer,
+      logLevel: o.logLevel,
+      sync: o.sync,
+    };
+    this.fsm = new Worker(new URL('../workers/fsm/worker.js', import.meta.url), { workerData: fsmData });
+    const { snapshot } = await firstMessage<FsmReady>(this.fsm, 'ready', 'fsm');
+    this.fsm.on('error', (err) => this.fail(new StateMachineError(`fsm thread crashed: ${err.message}`)));
+    this.fsm.on('message', (m: { type: string; error?: ErrorRecord }) => {
+      if (m.type === 'error' && m.error)
+        this.fail(new StateMachineError(`fsm thread stopped: ${m.error.message}`));
+    });
+
     const voters = o.peers.map((p) => p.id);
-    this.storage = new MemoryStorage(bootstrapSnapshot(voters));
+    this.storage = new MemoryStorage(snapshot ?? bootstrapSnapshot(voters));
+    const snapIndex = this.storage.snapshot().index;
     if (recovered.hardState) this.storage.setHardState(recovered.hardState);
     if (recovered.entryCount > 0) {
-      const first = this.storage.snapshot().index + 1;
-      if (recovered.firstIndex !== first) {
-        throw new StorageError(`the log starts at index ${recovered.firstIndex}, expected ${first}`);
+      // The log is not compacted yet, so it usually starts before the snapshot: only what
+      // follows the snapshot goes to the core (and will be applied again).
+      if (recovered.firstIndex > snapIndex + 1) {
+        throw new StorageError(
+          `the log starts at index ${recovered.firstIndex}, after the snapshot at ${snapIndex}: entries are missing`,
+        );
       }
-      this.storage.append(decodeRecords(recovered.records, recovered.entryCount, []));
+      const all = decodeRecords(recovered.records, recovered.entryCount, []);
+      const tail = all.slice(Math.max(0, snapIndex + 1 - recovered.firstIndex));
+      if (tail.length > 0) this.storage.append(tail);
     }
+    if (snapshot && recovered.lastIndex < snapIndex) {
+      throw new StorageError(`the log ends at ${recovered.lastIndex}, before the snapshot at ${snapIndex}`);
+    }
+    this.appliedIndex = snapshot ? snapIndex : 0;
+    this.lastSnapshot = { index: snapIndex, term: this.storage.snapshot().term };
     this.core = new RaftCore({
       id: o.id,
       storage: this.storage,
@@ -346,30 +382,12 @@ export class Coordinator extends EventEmitter implements ClientHandler {
       {
         term: this.core.term,
         vote: this.core.vote,
+        snapshotIndex: snapIndex,
         lastIndex: recovered.lastIndex,
         entries: recovered.entryCount,
       },
       'node recovered',
     );
-
-    const fsmData: FsmData = {
-      nodeId: o.id,
-      dataDir: o.dataDir,
-      stateMachine: o.stateMachine,
-      stateMachineOptions: o.stateMachineOptions,
-      ring: this.fsmRing,
-      results: this.resultRing,
-      control: this.control.buffer,
-      window: this.window.buffer,
-      logLevel: o.logLevel,
-    };
-    this.fsm = new Worker(new URL('../workers/fsm/worker.js', import.meta.url), { workerData: fsmData });
-    await firstMessage(this.fsm, 'ready', 'fsm');
-    this.fsm.on('error', (err) => this.fail(new StateMachineError(`fsm thread crashed: ${err.message}`)));
-    this.fsm.on('message', (m: { type: string; error?: ErrorRecord }) => {
-      if (m.type === 'error' && m.error)
-        this.fail(new StateMachineError(`fsm thread stopped: ${m.error.message}`));
-    });
 
     this.server = new PeerServer({
       host: o.listen.host,
@@ -480,6 +498,36 @@ export class Coordinator extends EventEmitter implements ClientHandler {
       this.catchUpTicks();
       this.core.readIndex(ctx, consistency === 'lease');
       this.scheduleReady();
+    });
+  }
+
+  /**
+   * Saves a snapshot of the state machine as applied now (braft's `Node::snapshot`).
+   * Resolves with its index and term. The log is not compacted yet (next issue): the
+   * snapshot makes a restart load the state and replay only the entries after it.
+   */
+  snapshot(): Promise<Value> {
+    if (this.stopped) return Promise.reject(new ShutdownError());
+    if (this.fatal) return Promise.reject(this.fatal);
+    if (this.stateMachineError) return Promise.reject(new StateMachineError(this.stateMachineError));
+    const index = this.appliedIndex;
+    const term = this.core.log.term(index);
+    if (index <= this.lastSnapshot.index || term < 0) {
+      return Promise.resolve({ index: this.lastSnapshot.index, term: this.lastSnapshot.term, fresh: false });
+    }
+    // Claimed now, so a second call before this one finishes does not ask for the same index.
+    this.lastSnapshot = { index, term };
+    const conf = this.core.configurationAt(index);
+    return new Promise<Value>((resolve, reject) => {
+      this.snapshotWaiters.push({ resolve, reject });
+      const json = utf8(JSON.stringify({ index, term, conf }));
+      const f = this.fsmOutbox.reserve(FSM_EVENT_BODY_OFFSET + json.byteLength);
+      f.fill(0, 0, FSM_EVENT_BODY_OFFSET);
+      f[0] = FsmFrame.Snapshot;
+      writeU32(f, FSM_EVENT_JSON_BYTES_OFFSET, json.byteLength);
+      f.set(json, FSM_EVENT_BODY_OFFSET);
+      this.fsmOutbox.commit();
+      this.fsmOutbox.flush();
     });
   }
 
@@ -1044,6 +1092,21 @@ export class Coordinator extends EventEmitter implements ClientHandler {
         }
         return;
       }
+      case ResultFrame.Snapshot: {
+        const answer = JSON.parse(
+          fromUtf8(f, FSM_EVENT_BODY_OFFSET, FSM_EVENT_BODY_OFFSET + readU32(f, FSM_EVENT_JSON_BYTES_OFFSET)),
+        );
+        const waiter = this.snapshotWaiters.shift();
+        if (f[1] === 1) {
+          const { index, term } = answer as { index: Index; term: Term };
+          this.log.info({ index, term }, 'snapshot taken');
+          waiter?.resolve({ index, term, fresh: true });
+        } else {
+          const record = answer as ErrorRecord;
+          waiter?.reject(new RaftError(record.code, `snapshot failed: ${record.message}`));
+        }
+        return;
+      }
       case ResultFrame.Failed: {
         const record = JSON.parse(fromUtf8(f, RESULT_FAILED_BODY_OFFSET)) as ErrorRecord;
         const index = readU64(f, RESULT_INDEX_OFFSET);
@@ -1153,6 +1216,7 @@ export class Coordinator extends EventEmitter implements ClientHandler {
     this.waiters.clear();
     for (const r of this.reads.values()) r.reject(err);
     this.reads.clear();
+    for (const w of this.snapshotWaiters.splice(0)) w.reject(err);
   }
 
   /** Drains pending requests (up to `shutdownDrainMs`), then stops every thread and socket. */

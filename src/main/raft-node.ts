@@ -123,6 +123,16 @@ export class RaftNode extends EventEmitter {
     return this.coordinator.read(query, consistency);
   }
 
+  /**
+   * Saves a snapshot of the state machine as applied now, through its `onSnapshotSave`
+   * (braft's `Node::snapshot`); resolves with `{ index, term, fresh }` (`fresh` false when
+   * nothing was applied since the last one). A restart loads the latest snapshot and
+   * replays only the log after it. Log compaction comes with the next issue.
+   */
+  snapshot(): Promise<{ index: number; term: number; fresh: boolean }> {
+    return this.coordinator.snapshot() as Promise<{ index: number; term: number; fresh: boolean }>;
+  }
+
   /** Asks this leader to hand leadership to `target`. False if this node does not lead or `target` is no voter. */
   transferLeadership(target: string): boolean {
     return this.coordinator.transferLeadership(target);

@@ -68,6 +68,8 @@ export interface SnapshotWriter {
 export interface SnapshotReader {
   /** The directory holding the snapshot files the state machine wrote. */
   readonly dir: string;
+  /** What the snapshot covers: the last applied entry it includes, and the configuration then. */
+  readonly meta: { readonly index: number; readonly term: number };
 }
 
 /** Why a leader stepped down, as `onLeaderStop` receives it. */

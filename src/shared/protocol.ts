@@ -523,6 +523,11 @@ export enum FsmFrame {
    * state machine's callbacks, ordered with the applies around it. Rare, so JSON.
    */
   Event = 3,
+  /**
+   * `[kind u8][0 x3][jsonBytes u32][JSON { index, term, conf }]`: save a snapshot of the
+   * state as applied up to `index` (every Entries frame before this one). Rare, so JSON.
+   */
+  Snapshot = 4,
 }
 export const FSM_QUERY_ID_OFFSET = 4;
 export const FSM_QUERY_BODY_OFFSET = 8;
@@ -551,6 +556,8 @@ export enum ResultFrame {
   Query = 3,
   /** `[kind u8][0 x7][failedIndex u64][UTF-8 JSON {code, message}]`: onApply threw; applying stopped. */
   Failed = 4,
+  /** `[kind u8][ok u8][0 x2][jsonBytes u32][JSON { index, term } or { code, message }]`: a snapshot was saved, or not. */
+  Snapshot = 5,
 }
 export const RESULT_INDEX_OFFSET = 8;
 export const RESULT_TERM_OFFSET = 16;

@@ -69,6 +69,10 @@ test('kv put, get, cas and del through the CLI; status and peers; refusals have 
   assert.ok(statuses.every((s) => s.ok && s.status.pid > 0));
   r = await raftline('peers', '--json', '--cluster', endpoints);
   assert.equal((JSON.parse(r.stdout) as { peers: unknown[] }).peers.length, 2);
+  r = await raftline('snapshot', '--cluster', endpoints);
+  assert.equal(r.code, 0, r.stderr);
+  const snap = JSON.parse(r.stdout) as { index: number; fresh: boolean };
+  assert.ok(snap.index > 1 && snap.fresh, r.stdout);
   r = await raftline('add-peer', 'n4=127.0.0.1:1', '--cluster', endpoints);
   assert.equal(r.code, 4);
   assert.match(r.stderr, /not supported yet/);

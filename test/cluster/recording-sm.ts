@@ -6,13 +6,32 @@
  * It also records braft's role callbacks; query 'events' returns them.
  */
 
-import type { ApplyIterator, StateMachine, Value } from '../../src/main/state-machine.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import type {
+  ApplyIterator,
+  SnapshotReader,
+  SnapshotWriter,
+  StateMachine,
+  Value,
+} from '../../src/main/state-machine.js';
 
 const decoder = new TextDecoder();
 
 export default class RecordingStateMachine implements StateMachine {
-  private readonly applied: string[] = [];
+  private applied: string[] = [];
   private readonly events: string[] = [];
+  /** Commands applied since this process started (a snapshot load is not counted). */
+  private appliedSinceStart = 0;
+
+  onSnapshotSave(writer: SnapshotWriter): void {
+    fs.writeFileSync(path.join(writer.dir, 'applied.json'), JSON.stringify(this.applied));
+  }
+
+  onSnapshotLoad(reader: SnapshotReader): void {
+    this.applied = JSON.parse(fs.readFileSync(path.join(reader.dir, 'applied.json'), 'utf8')) as string[];
+    this.events.push(`snapshotLoad ${reader.meta.index}`);
+  }
 
   onLeaderStart(term: number): void {
     this.events.push(`leaderStart ${term}`);
@@ -35,6 +54,7 @@ export default class RecordingStateMachine implements StateMachine {
       const command = decoder.decode(it.data());
       if (command === 'boom') throw new Error('boom: the test state machine was told to fail');
       this.applied.push(command);
+      this.appliedSinceStart++;
       it.done(this.applied.length);
     }
   }
@@ -43,6 +63,7 @@ export default class RecordingStateMachine implements StateMachine {
     if (q === 'count') return this.applied.length;
     if (q === 'all') return this.applied;
     if (q === 'events') return this.events;
+    if (q === 'appliedSinceStart') return this.appliedSinceStart;
     throw new Error(`unknown query ${String(q)}`);
   }
 }

@@ -288,6 +288,42 @@ test('a log window too small for the load: entries travel inline and every node 
   }
 });
 
+test('snapshot(): a restart loads the snapshot and replays only the entries after it', async () => {
+  const port = await freePort();
+  const options = singleNode('snapshot', port, { stateMachine: RECORDING });
+  const node = await RaftNode.start(options);
+  let snap: { index: number; term: number; fresh: boolean };
+  try {
+    await new Promise<void>((resolve) => node.once('leaderStart', () => resolve()));
+    for (let i = 0; i < 100; i++) await node.apply(encoder.encode(`a${i}`));
+    snap = await node.snapshot();
+    assert.equal(snap.fresh, true);
+    assert.equal(snap.index, node.status().appliedIndex);
+    assert.equal((await node.snapshot()).fresh, false, 'nothing applied since: no new snapshot');
+    for (let i = 0; i < 50; i++) await node.apply(encoder.encode(`b${i}`));
+  } finally {
+    await node.shutdown();
+  }
+
+  const again = await RaftNode.start(options);
+  try {
+    await new Promise<void>((resolve) => again.once('leaderStart', () => resolve()));
+    await again.apply(encoder.encode('c0'));
+    const all = (await again.read('all', { consistency: 'stale' })) as string[];
+    assert.deepEqual(all, [
+      ...Array.from({ length: 100 }, (_, i) => `a${i}`),
+      ...Array.from({ length: 50 }, (_, i) => `b${i}`),
+      'c0',
+    ]);
+    // Only the 50 entries after the snapshot and the new one were applied by this process.
+    assert.equal(await again.read('appliedSinceStart', { consistency: 'stale' }), 51);
+    const events = (await again.read('events', { consistency: 'stale' })) as string[];
+    assert.ok(events.includes(`snapshotLoad ${snap.index}`), JSON.stringify(events));
+  } finally {
+    await again.shutdown();
+  }
+});
+
 test('a byte flipped in the middle of the log: the node refuses to start, naming the file and offset', async () => {
   const port = await freePort();
   const options = singleNode('corrupt', port, { segmentBytes: 64 * 1024 });

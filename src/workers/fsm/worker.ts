@@ -12,7 +12,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Value } from '../../main/state-machine.js';
 import { loadStateMachine } from '../../main/state-machine.js';
-import { type Entry, EntryType } from '../../raft/types.js';
+import { type Entry, EntryType, type SnapshotMeta } from '../../raft/types.js';
 import { decodeBatch } from '../../shared/batch-codec.js';
 import { ControlBlock } from '../../shared/control-block.js';
 import { readU32, writeU32, writeU64 } from '../../shared/entry-codec.js';
@@ -52,6 +52,7 @@ import {
 import { decodeValue, encodeValue } from '../../shared/value-codec.js';
 import { errorRecord, workerLogger } from '../worker-support.js';
 import { ApplyRunner } from './apply-runner.js';
+import { SnapshotStore } from './snapshot-store.js';
 
 /** What the coordinator passes in `workerData`. */
 export interface FsmData {
@@ -64,6 +65,14 @@ export interface FsmData {
   readonly control: SharedArrayBuffer;
   readonly window: SharedArrayBuffer;
   readonly logLevel: string;
+  /** Whether snapshot files are fsynced (the node's `sync` option). */
+  readonly sync: boolean;
+}
+
+/** What the fsm posts once its state machine is loaded (from the latest snapshot, if any). */
+export interface FsmReady {
+  readonly type: 'ready';
+  readonly snapshot: SnapshotMeta | null;
 }
 
 const data = workerData as FsmData;
@@ -91,10 +100,24 @@ async function run(): Promise<void> {
     options: data.stateMachineOptions,
   });
   const runner = new ApplyRunner(sm);
+  // The latest snapshot, verified file by file, is the state to start from; the log
+  // replays only what follows it.
+  const snapshots = SnapshotStore.open(data.dataDir, { sync: data.sync });
+  const latest = snapshots.reader();
+  if (latest) {
+    if (typeof sm.onSnapshotLoad !== 'function') {
+      throw new Error(
+        `a snapshot exists at index ${latest.meta.index} but the state machine has no onSnapshotLoad`,
+      );
+    }
+    await sm.onSnapshotLoad(latest);
+    logger.info({ index: latest.meta.index, term: latest.meta.term }, 'state machine loaded a snapshot');
+  }
   // A pending Atomics.waitAsync does not keep a thread alive: without a handle of its
   // own this worker would exit as soon as it first waits for work.
   const keepAlive = setInterval(() => {}, 1 << 30);
-  (port as NonNullable<typeof port>).postMessage({ type: 'ready' });
+  const ready: FsmReady = { type: 'ready', snapshot: latest ? latest.meta : null };
+  (port as NonNullable<typeof port>).postMessage(ready);
   const header = emptyEntriesHeader();
   const entries: Entry[] = [];
   let wantResults = false;
@@ -204,6 +227,11 @@ async function run(): Promise<void> {
         case FsmFrame.Event:
           callEvent(sm, frame);
           break;
+        case FsmFrame.Snapshot:
+          // Applying waits while onSnapshotSave runs: every entry before this frame is
+          // applied and none after it, so the state it captures is the state at `index`.
+          stage(await saveSnapshot(sm, snapshots, frame));
+          break;
         default:
           throw new Error(`fsm: unknown frame kind ${frame[0]}`);
       }
@@ -253,6 +281,44 @@ function expandBatches(
     for (const data of commands) out.push({ index: e.index, term: e.term, type: EntryType.Normal, data });
   }
   return out;
+}
+
+/** Saves a snapshot as asked by a Snapshot frame; returns the result frame. */
+async function saveSnapshot(
+  sm: import('../../main/state-machine.js').StateMachine,
+  snapshots: SnapshotStore,
+  frame: Uint8Array,
+): Promise<Uint8Array> {
+  const jsonBytes = readU32(frame, FSM_EVENT_JSON_BYTES_OFFSET);
+  const meta = JSON.parse(
+    fromUtf8(frame, FSM_EVENT_BODY_OFFSET, FSM_EVENT_BODY_OFFSET + jsonBytes),
+  ) as SnapshotMeta;
+  let ok = 1;
+  let answer: object;
+  try {
+    if (typeof sm.onSnapshotSave !== 'function') throw new Error('the state machine has no onSnapshotSave');
+    const writer = snapshots.begin(meta);
+    try {
+      await sm.onSnapshotSave(writer);
+      writer.commit();
+    } catch (err) {
+      writer.abort();
+      throw err;
+    }
+    answer = { index: meta.index, term: meta.term };
+    logger.info({ index: meta.index, term: meta.term }, 'snapshot saved');
+  } catch (err) {
+    ok = 0;
+    answer = errorRecord(err);
+    logger.warn({ err, index: meta.index }, 'snapshot failed');
+  }
+  const body = utf8(JSON.stringify(answer));
+  const f = new Uint8Array(FSM_EVENT_BODY_OFFSET + body.byteLength);
+  f[0] = ResultFrame.Snapshot;
+  f[1] = ok;
+  writeU32(f, FSM_EVENT_JSON_BYTES_OFFSET, body.byteLength);
+  f.set(body, FSM_EVENT_BODY_OFFSET);
+  return f;
 }
 
 /** Runs a role or configuration callback; a callback that throws is logged, not fatal. */
