@@ -1047,7 +1047,6 @@ export class Coordinator extends EventEmitter implements ClientHandler {
       const outcome = await this.results.waitForDataAsync();
       if (this.stopped) return;
       this.results.drain(this.onResult);
-      this.results.release();
       if (outcome === 'closed') return;
       this.afterApplied();
     }

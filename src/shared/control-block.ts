@@ -17,14 +17,12 @@ import {
   CONTROL_F64_WRITER_ENTRIES,
   CONTROL_F64_WRITER_SYNCS,
   CONTROL_MAGIC,
-  CONTROL_SLOT_FSM_RELEASED_POS,
   CONTROL_SLOT_MAGIC,
   CONTROL_SLOT_PEER_SLOTS,
   CONTROL_SLOT_ROLE,
   CONTROL_SLOT_WINDOW_RECLAIMED_POS,
   CONTROL_SLOT_WRITER_DONE_SEQ,
   CONTROL_SLOT_WRITER_FAILED,
-  CONTROL_SLOT_WRITER_RELEASED_POS,
   controlBlockBytes,
 } from './protocol.js';
 
@@ -61,19 +59,11 @@ export class ControlBlock {
   // ---------------------------------------------------------------- log-writer's slots
 
   /** Log-writer: `(index, term)` is durable, with every barrier up to `seq`; wakes a waiter. */
-  publishDurable(
-    seq: number,
-    index: number,
-    term: number,
-    releasedPos: number,
-    syncs: number,
-    entries: number,
-  ): void {
+  publishDurable(seq: number, index: number, term: number, syncs: number, entries: number): void {
     this.f64[CONTROL_F64_WRITER_SYNCS] = syncs;
     this.f64[CONTROL_F64_WRITER_ENTRIES] = entries;
     this.f64[CONTROL_F64_DURABLE_INDEX] = index;
     this.f64[CONTROL_F64_DURABLE_TERM] = term;
-    Atomics.store(this.i32, CONTROL_SLOT_WRITER_RELEASED_POS, releasedPos | 0);
     // The seq store comes last: a reader that sees it also sees the stores above.
     Atomics.store(this.i32, CONTROL_SLOT_WRITER_DONE_SEQ, seq | 0);
     Atomics.notify(this.i32, CONTROL_SLOT_WRITER_DONE_SEQ);
@@ -87,9 +77,6 @@ export class ControlBlock {
 
   get writerDoneSeq(): number {
     return Atomics.load(this.i32, CONTROL_SLOT_WRITER_DONE_SEQ);
-  }
-  get writerReleasedPos(): number {
-    return Atomics.load(this.i32, CONTROL_SLOT_WRITER_RELEASED_POS) >>> 0;
   }
   get writerFailed(): boolean {
     return Atomics.load(this.i32, CONTROL_SLOT_WRITER_FAILED) === 1;
@@ -122,14 +109,11 @@ export class ControlBlock {
 
   // ---------------------------------------------------------------- fsm's slots
 
-  /** fsm: everything up to `index` is applied and window bytes before `releasedPos` are free. */
-  publishApplied(index: number, releasedPos: number, batches: number): void {
+  /** fsm: everything up to `index` is applied, in `batches` onApply batches so far. */
+  publishApplied(index: number, batches: number): void {
     this.f64[CONTROL_F64_FSM_BATCHES] = batches;
+    // Read for status only (the coordinator learns what is applied from the result ring).
     this.f64[CONTROL_F64_APPLIED_INDEX] = index;
-    Atomics.store(this.i32, CONTROL_SLOT_FSM_RELEASED_POS, releasedPos | 0);
-  }
-  get fsmReleasedPos(): number {
-    return Atomics.load(this.i32, CONTROL_SLOT_FSM_RELEASED_POS) >>> 0;
   }
   /** onApply batches the fsm has run. */
   get fsmBatches(): number {

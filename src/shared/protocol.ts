@@ -369,11 +369,9 @@ export const RAFT_MESSAGE_MAX_OVERHEAD_BYTES = FRAME_HEADER_BYTES + MESSAGE_FIXE
 //      4   [1] peer slots                  creator        how many per-peer lines follow
 //    128   [32] writerDoneSeq              log-writer     the last WRITER_BARRIER made durable;
 //                                                         the coordinator waitAsync()s on it
-//    132   [33] writerReleasedPos          log-writer     window bytes before this are on disk
-//                                                         (informational: the coordinator
-//                                                         counts its own holds on the window)
+//    132   [33] (free: the coordinator counts the writer's and the fsm's holds on the
+//                 log window itself, from what it handed out)
 //    136   [34] writerFailed               log-writer     1 once a disk error stopped it
-//    256   [64] fsmReleasedPos             fsm            window bytes before this are applied
 //    384   [96] windowReclaimedPos         coordinator    window bytes before this may be
 //                                                         overwritten: a replicator that copied
 //                                                         older bytes throws its copy away
@@ -401,9 +399,7 @@ export const CONTROL_MAGIC = 0x4c525443;
 export const CONTROL_SLOT_MAGIC = 0;
 export const CONTROL_SLOT_PEER_SLOTS = 1;
 export const CONTROL_SLOT_WRITER_DONE_SEQ = 32;
-export const CONTROL_SLOT_WRITER_RELEASED_POS = 33;
 export const CONTROL_SLOT_WRITER_FAILED = 34;
-export const CONTROL_SLOT_FSM_RELEASED_POS = 64;
 export const CONTROL_SLOT_WINDOW_RECLAIMED_POS = 96;
 export const CONTROL_SLOT_ROLE = 97;
 export const CONTROL_F64_DURABLE_INDEX = 64;
@@ -550,7 +546,7 @@ export enum FsmEvent {
 export enum ResultFrame {
   /** `[kind u8][0 x7][index u64][term u64][result: value-codec bytes]`: one entry's result. */
   Value = 1,
-  /** `[kind u8][0 x3][releasedPos u32][appliedIndex u64]`: everything up to here is applied. */
+  /** `[kind u8][0 x7][appliedIndex u64]`: everything up to here is applied. */
   Applied = 2,
   /** `[kind u8][ok u8][0 x2][requestId u32][value-codec bytes, or UTF-8 error message]`. */
   Query = 3,
@@ -562,7 +558,6 @@ export enum ResultFrame {
 export const RESULT_INDEX_OFFSET = 8;
 export const RESULT_TERM_OFFSET = 16;
 export const RESULT_VALUE_BODY_OFFSET = 24;
-export const RESULT_APPLIED_POS_OFFSET = 4;
 export const RESULT_APPLIED_INDEX_OFFSET = 8;
 export const RESULT_APPLIED_FRAME_BYTES = 16;
 export const RESULT_QUERY_OK_OFFSET = 1;

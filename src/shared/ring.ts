@@ -780,27 +780,11 @@ export class RingConsumer {
    * released and the one that threw stays in the ring, to be read again.
    */
   drain(onFrame: (frame: Uint8Array) => void, maxFrames = Number.POSITIVE_INFINITY): number {
-    let frames = 0;
-    let frameStart = this.head;
-    let readBefore = this.readSinceRelease;
-    try {
-      while (frames < maxFrames) {
-        frameStart = this.head;
-        readBefore = this.readSinceRelease;
-        if (!this.nextFrame()) break;
-        const offset = this.frameOffset;
-        onFrame(this.frameBytes.subarray(offset, offset + this.frameLength));
-        frames++;
-      }
-    } catch (error) {
-      // Un-read the frame that threw, so it is neither released nor lost.
-      this.head = frameStart;
-      this.readSinceRelease = readBefore;
-      throw error;
-    } finally {
-      this.release();
-    }
-    return frames;
+    // One closure per call, not per frame; a view per frame is what this form offers.
+    return this.drainRaw(
+      (bytes, offset, length) => onFrame(bytes.subarray(offset, offset + length)),
+      maxFrames,
+    );
   }
 
   /**

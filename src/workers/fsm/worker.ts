@@ -29,7 +29,6 @@ import {
   FsmFrame,
   RESULT_APPLIED_FRAME_BYTES,
   RESULT_APPLIED_INDEX_OFFSET,
-  RESULT_APPLIED_POS_OFFSET,
   RESULT_FAILED_BODY_OFFSET,
   RESULT_INDEX_OFFSET,
   RESULT_QUERY_BODY_OFFSET,
@@ -163,7 +162,6 @@ async function run(): Promise<void> {
   for (;;) {
     const outcome = await ring.waitForDataAsync();
     ring.drain((f) => frames.push(f.slice()));
-    ring.release();
     for (const frame of frames) {
       switch (frame[0]) {
         case FsmFrame.Entries: {
@@ -192,10 +190,7 @@ async function run(): Promise<void> {
             stage(f);
             break;
           }
-          const releasedPos =
-            header.source === RecordSource.Window ? (header.windowPos + header.byteLength) >>> 0 : 0;
-          control.publishApplied(got.appliedIndex, releasedPos, ++batches);
-          writeU32(applied, RESULT_APPLIED_POS_OFFSET, releasedPos);
+          control.publishApplied(got.appliedIndex, ++batches);
           writeU64(applied, RESULT_APPLIED_INDEX_OFFSET, got.appliedIndex);
           stage(applied);
           break;

@@ -89,7 +89,6 @@ function run(): void {
   const header = emptyEntriesHeader();
   let lastIndex = log.lastIndex();
   let lastTerm = log.lastTerm();
-  let releasedPos = 0;
   let doneSeq = 0;
   let dirty = false;
   let syncs = 0;
@@ -109,7 +108,6 @@ function run(): void {
             ? windowView(windowBytes, header.windowPos, header.byteLength)
             : inlineRecords(frame, header);
         log.append(records, header.firstIndex, header.lastIndex, header.lastTerm);
-        if (header.source === RecordSource.Window) releasedPos = (header.windowPos + header.byteLength) >>> 0;
         lastIndex = header.lastIndex;
         lastTerm = header.lastTerm;
         entriesWritten += header.recordCount;
@@ -140,7 +138,8 @@ function run(): void {
     while (!ring.hasData() && !ring.producerClosed && log.prepareSpare(SPARE_STEP_BYTES)) {}
     const outcome = ring.waitForData();
     // Group commit: everything that is ready now goes into one sync.
-    while (ring.drain(onFrame) > 0) ring.release();
+    // drain() releases what it read: the writer has copied it into the files by then.
+    while (ring.drain(onFrame) > 0) {}
     if (dirty) {
       const t0 = performance.now();
       log.sync();
@@ -160,7 +159,7 @@ function run(): void {
     if (barrierSeen) {
       barrierSeen = false;
       doneSeq = seq;
-      control.publishDurable(doneSeq, lastIndex, lastTerm, releasedPos, syncs, entriesWritten);
+      control.publishDurable(doneSeq, lastIndex, lastTerm, syncs, entriesWritten);
     }
     if (outcome === 'closed' && !ring.hasData()) break;
     // Under steady load the ring may never be empty: one step per group commit, after its

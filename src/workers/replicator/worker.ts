@@ -56,8 +56,6 @@ export interface ReplicatorEvent {
   readonly type: 'link';
   readonly peerId: string;
   readonly connected: boolean;
-  /** Messages dropped because the link was down, since the last event. */
-  readonly dropped: number;
 }
 
 const data = workerData as ReplicatorData;
@@ -68,7 +66,6 @@ const control = ControlBlock.open(data.control);
 const windowBytes = new Uint8Array(data.window);
 const ring = new RingConsumer(data.ring);
 const out = new OutBuffer(256 * 1024);
-let dropped = 0;
 /** Messages whose window region was reclaimed while we copied it: Raft resends them. */
 let staleRegions = 0;
 /** Messages for a lagging follower whose records could not be read from the segments. */
@@ -91,8 +88,7 @@ const link = new PeerLink({
 });
 
 function post(connected: boolean): void {
-  const event: ReplicatorEvent = { type: 'link', peerId: data.peerId, connected, dropped };
-  dropped = 0;
+  const event: ReplicatorEvent = { type: 'link', peerId: data.peerId, connected };
   (port as NonNullable<typeof port>).postMessage(event);
 }
 
@@ -169,10 +165,9 @@ async function run(): Promise<void> {
   for (;;) {
     const outcome = await ring.waitForDataAsync();
     while (ring.drain(onFrame) > 0) {
-      ring.release();
       if (out.length > 0) {
         // PeerLink takes ownership of what it is given: one copy per batch, not per message.
-        if (!link.send(out.view().slice())) dropped++;
+        link.send(out.view().slice());
         out.clear();
       }
     }
