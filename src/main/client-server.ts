@@ -32,6 +32,16 @@ export interface ClientHandler {
   snapshot(): Promise<Value>;
   /** Hands leadership to `target`; rejects with NotLeaderError (with the hint) on a non-leader. */
   transfer(target: string): Promise<Value>;
+  /**
+   * Adds `id`, reachable at `address` (host:port), as a voter: it joins as a learner, and
+   * is promoted once caught up. Resolves with the configuration `{ index, voters, learners }`
+   * once the promotion commits. NotLeaderError on a non-leader.
+   */
+  addPeer(id: string, address: string): Promise<Value>;
+  /** Adds `id` at `address` as a learner; resolves with the configuration once committed. */
+  addLearner(id: string, address: string): Promise<Value>;
+  /** Removes voter or learner `id`; resolves with the configuration once committed. */
+  removePeer(id: string): Promise<Value>;
 }
 
 const CONSISTENCY: readonly ReadConsistency[] = ['linearizable', 'lease', 'stale'];

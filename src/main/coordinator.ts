@@ -545,6 +545,22 @@ export class Coordinator extends EventEmitter implements ClientHandler {
     return Promise.resolve(true);
   }
 
+  addPeer(id: NodeId, address: string): Promise<Value> {
+    return this.changeMembership('voter', id, address);
+  }
+
+  addLearner(id: NodeId, address: string): Promise<Value> {
+    return this.changeMembership('learner', id, address);
+  }
+
+  removePeer(id: NodeId): Promise<Value> {
+    return this.changeMembership('remove', id, null);
+  }
+
+  private changeMembership(_kind: string, _id: NodeId, _address: string | null): Promise<Value> {
+    return Promise.reject(new RaftError('ERR_RAFT_NOT_SUPPORTED', 'membership changes: in progress'));
+  }
+
   /** Asks the leader to hand over to `target`. */
   transferLeadership(target: NodeId): boolean {
     const ok = this.core.transferLeadership(target);

@@ -23,8 +23,18 @@ export interface RaftNodeOptions {
   dataDir: string;
   /** host:port the peer server listens on (port 0 picks a free one, for tests of one node). */
   listen: string;
-  /** Every founding voter as `id=host:port`, this node included. */
+  /**
+   * Every founding voter as `id=host:port`, this node included. On a restart the
+   * configuration comes from the data directory (snapshot and log) and this list only
+   * supplies addresses; with `join` it lists the members to reach and this node.
+   */
   peers: string[];
+  /**
+   * Start as a new, empty member of a running cluster (etcd's `initial-cluster-state
+   * existing`): no founding configuration; the node waits for the leader to add it
+   * (`addPeer`/`addLearner`) and send it a snapshot. Default false.
+   */
+  join?: boolean;
   /** The user's state machine module (file path or URL); its default export is a class or factory. */
   stateMachine: string | URL;
   /** Passed to the state machine factory as `ctx.options`. Must be structured-cloneable. */
@@ -55,6 +65,25 @@ export interface RaftNodeOptions {
   maxAppendBytes?: number;
   /** AppendEntries in flight per follower. Default 256. */
   maxInflightAppends?: number;
+  /** Save a snapshot at least this often when anything was applied since the last one (0: never). Default 3600. */
+  snapshotIntervalS?: number;
+  /** Save a snapshot once the log on disk holds this many bytes of records (0: never). Default 128 MiB. */
+  snapshotLogBytes?: number;
+  /** Save a snapshot once this many entries were applied since the last one (0: never). Default 500000. */
+  snapshotLogEntries?: number;
+  /** The byte and entry triggers wait at least this long after the last snapshot. Default 5. */
+  snapshotMinIntervalS?: number;
+  /**
+   * Entries kept before a snapshot's index when the log is compacted, so that a follower
+   * only slightly behind catches up from the log rather than by a snapshot. Default 10000.
+   */
+  compactionMarginEntries?: number;
+  /** Bytes per chunk when a snapshot is streamed to a follower. Default 1 MiB. */
+  snapshotChunkBytes?: number;
+  /** Bytes per second a snapshot is streamed at, per follower (0: unlimited). Default 128 MiB. */
+  snapshotBytesPerSecond?: number;
+  /** A learner added by `addPeer` is promoted to voter once within this many entries of the leader. Default 1000. */
+  promoteMarginEntries?: number;
   /** pino level for this node's log lines on stderr. Default 'info'. */
   logLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
@@ -78,6 +107,15 @@ export interface ResolvedOptions {
   readonly shutdownDrainMs: number;
   readonly maxAppendBytes: number;
   readonly maxInflightAppends: number;
+  readonly join: boolean;
+  readonly snapshotIntervalS: number;
+  readonly snapshotLogBytes: number;
+  readonly snapshotLogEntries: number;
+  readonly snapshotMinIntervalS: number;
+  readonly compactionMarginEntries: number;
+  readonly snapshotChunkBytes: number;
+  readonly snapshotBytesPerSecond: number;
+  readonly promoteMarginEntries: number;
   readonly logLevel: string;
 }
 
@@ -99,6 +137,15 @@ const KNOWN = new Set([
   'shutdownDrainMs',
   'maxAppendBytes',
   'maxInflightAppends',
+  'join',
+  'snapshotIntervalS',
+  'snapshotLogBytes',
+  'snapshotLogEntries',
+  'snapshotMinIntervalS',
+  'compactionMarginEntries',
+  'snapshotChunkBytes',
+  'snapshotBytesPerSecond',
+  'promoteMarginEntries',
   'logLevel',
 ]);
 const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
@@ -182,6 +229,8 @@ export function resolveOptions(input: RaftNodeOptions): ResolvedOptions {
   if ((logWindowBytes & (logWindowBytes - 1)) !== 0) {
     throw new InvalidOptionError('logWindowBytes', `must be a power of two, got ${logWindowBytes}`);
   }
+  const join = o.join === undefined ? false : o.join;
+  if (typeof join !== 'boolean') throw new InvalidOptionError('join', 'must be true or false');
   const logLevel = str(o, 'logLevel', 'info');
   if (!LEVELS.has(logLevel))
     throw new InvalidOptionError('logLevel', `must be one of ${[...LEVELS].join(', ')}`);
@@ -203,6 +252,15 @@ export function resolveOptions(input: RaftNodeOptions): ResolvedOptions {
     shutdownDrainMs: int(o, 'shutdownDrainMs', 2000, 0, 600_000),
     maxAppendBytes: int(o, 'maxAppendBytes', 1024 * 1024, 1024, 16 * 1024 * 1024),
     maxInflightAppends: int(o, 'maxInflightAppends', 256, 1, 65_536),
+    join,
+    snapshotIntervalS: int(o, 'snapshotIntervalS', 3600, 0, 365 * 86_400),
+    snapshotLogBytes: int(o, 'snapshotLogBytes', 128 * 1024 * 1024, 0, 2 ** 50),
+    snapshotLogEntries: int(o, 'snapshotLogEntries', 500_000, 0, 2 ** 50),
+    snapshotMinIntervalS: int(o, 'snapshotMinIntervalS', 5, 0, 86_400),
+    compactionMarginEntries: int(o, 'compactionMarginEntries', 10_000, 0, 2 ** 40),
+    snapshotChunkBytes: int(o, 'snapshotChunkBytes', 1024 * 1024, 4096, 8 * 1024 * 1024),
+    snapshotBytesPerSecond: int(o, 'snapshotBytesPerSecond', 128 * 1024 * 1024, 0, 2 ** 40),
+    promoteMarginEntries: int(o, 'promoteMarginEntries', 1000, 0, 2 ** 40),
     logLevel,
   };
 }
