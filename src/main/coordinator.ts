@@ -404,7 +404,7 @@ export class Coordinator extends EventEmitter implements ClientHandler {
     let slot = 0;
     for (const spec of o.peers) {
       if (spec.id === o.id) continue;
-      this.addPeer(spec, slot++);
+      this.startReplicator(spec, slot++);
     }
     void this.watchWriter();
     void this.watchResults();
@@ -414,7 +414,7 @@ export class Coordinator extends EventEmitter implements ClientHandler {
     this.scheduleReady();
   }
 
-  private addPeer(spec: PeerSpec, slot: number): void {
+  private startReplicator(spec: PeerSpec, slot: number): void {
     const ring = createRingBuffer(REPLICATOR_RING_BYTES);
     const data: ReplicatorData = {
       nodeId: this.opts.id,
