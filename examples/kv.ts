@@ -186,8 +186,13 @@ export default class KvStore implements StateMachine {
    * is the state at the snapshot's index; a large store would copy the map here and write
    * the copy while applying goes on.
    */
-  onSnapshotSave(writer: SnapshotWriter): void {
-    fs.writeFileSync(path.join(writer.dir, 'kv.json'), JSON.stringify([...this.map]));
+  /**
+   * Captures the pairs now (a copy: the state at the snapshot's index) and writes them in
+   * the background, so applying goes on while the file is written.
+   */
+  onSnapshotSave(writer: SnapshotWriter): () => Promise<void> {
+    const pairs = [...this.map];
+    return () => fs.promises.writeFile(path.join(writer.dir, 'kv.json'), JSON.stringify(pairs));
   }
 
   onSnapshotLoad(reader: SnapshotReader): void {

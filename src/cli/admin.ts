@@ -1,16 +1,24 @@
 /**
  * The commands that talk to a running cluster through `RaftClient`: `kv`, `counter`,
- * `status`, `peers`, `transfer`, `add-peer`, `remove-peer`, `snapshot`.
+ * `status`, `peers`, `transfer`, `add-peer`, `add-learner`, `remove-peer`, `snapshot`.
  */
 
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { counterCommand } from '../../examples/counter.js';
 import { kvCommand } from '../../examples/kv.js';
-import { RaftClient } from '../client/raft-client.js';
+import { type ClusterConfiguration, RaftClient } from '../client/raft-client.js';
 import type { Value } from '../main/state-machine.js';
+import { parsePeerSpec } from '../shared/address.js';
 import { statusOfAll, waitForLeader } from './cluster-status.js';
 
 const DEFAULT_CLUSTER = '127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003';
+/** Most requests answer within an election or two. */
+const DEFAULT_TIMEOUT_MS = '5000';
+/**
+ * A membership change waits for its entry to commit, and `add-peer` also for the new node
+ * to catch up (perhaps from a snapshot) before its promotion: give them longer.
+ */
+const MEMBERSHIP_TIMEOUT_MS = '30000';
 
 interface ClusterOption {
   cluster: string;
@@ -46,11 +54,51 @@ function bigintSafe(_key: string, v: unknown): unknown {
   return v;
 }
 
-function clusterOptions(cmd: Command): Command {
+function clusterOptions(cmd: Command, timeoutMs = DEFAULT_TIMEOUT_MS): Command {
   return cmd
     .option('--cluster <list>', 'nodes to contact: host:port,host:port,...', DEFAULT_CLUSTER)
     .option('--cluster-id <id>', 'the cluster id', 'raftline')
-    .option('--timeout-ms <ms>', 'per-request timeout', '5000');
+    .option('--timeout-ms <ms>', 'per-request timeout', timeoutMs);
+}
+
+/** Checks an `id=host:port` argument before anything is sent: a typo is a usage error (exit 2). */
+function peerSpecArgument(value: string): string {
+  try {
+    parsePeerSpec(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+  return value;
+}
+
+/** `conf` in one line: `configuration at index 12: voters n1,n2,n3; learners n4`. */
+function describeConfiguration(conf: ClusterConfiguration): string {
+  const list = (ids: readonly string[]): string => (ids.length === 0 ? '-' : ids.join(','));
+  return `configuration at index ${conf.index}: voters ${list(conf.voters)}; learners ${list(conf.learners)}`;
+}
+
+/**
+ * Runs a membership change and prints the configuration it led to. A timeout leaves the
+ * change's outcome unknown (it may still commit): the message says how to find out.
+ */
+async function changeMembership(
+  o: ClusterOption & { json?: boolean },
+  change: (c: RaftClient) => Promise<ClusterConfiguration>,
+  done: string,
+): Promise<void> {
+  await withClient(o, async (c) => {
+    let conf: ClusterConfiguration;
+    try {
+      conf = await change(c);
+    } catch (err) {
+      if ((err as { code?: unknown }).code === 'ERR_RAFT_TIMEOUT' && err instanceof Error) {
+        err.message += '; the change may still be made: `raftline peers` shows the configuration';
+      }
+      throw err;
+    }
+    if (o.json) process.stdout.write(`${JSON.stringify(conf)}\n`);
+    else process.stdout.write(`${done}; ${describeConfiguration(conf)}\n`);
+  });
 }
 
 /** Adds the client and admin commands to the program. */
@@ -101,7 +149,11 @@ export function addAdminCommands(program: Command): void {
   clusterOptions(
     program
       .command('status')
-      .description('each node: id, pid, role, term, leader, commit/applied/durable index, log size')
+      .summary('each node: role, membership, term, leader, indexes, log size')
+      .description(
+        'each node: id, pid, role, membership (voter or learner, in its own view), term, leader, ' +
+          'commit/applied/durable index, log size',
+      )
       .option('--json', 'print JSON'),
   ).action((o: ClusterOption & { json?: boolean }) =>
     withClient(o, async (c, endpoints) => {
@@ -116,6 +168,7 @@ export function addAdminCommands(program: Command): void {
                 a.endpoint,
                 String(a.status.pid),
                 String(a.status.role),
+                memberRole(a.status),
                 String(a.status.term),
                 String(a.status.leader ?? '-'),
                 String(a.status.commitIndex),
@@ -124,7 +177,7 @@ export function addAdminCommands(program: Command): void {
                 String(a.status.logEntries),
                 formatBytes(a.status.logBytes as number),
               ]
-            : ['?', a.endpoint, '-', `unreachable: ${a.error}`, '', '', '', '', '', '', ''],
+            : ['?', a.endpoint, '-', `unreachable: ${a.error}`, '', '', '', '', '', '', '', ''],
         );
         table(
           [
@@ -132,6 +185,7 @@ export function addAdminCommands(program: Command): void {
             'address',
             'pid',
             'role',
+            'member',
             'term',
             'leader',
             'commit',
@@ -150,50 +204,34 @@ export function addAdminCommands(program: Command): void {
   clusterOptions(
     program
       .command('peers')
-      .description("the leader's view of each peer: match index, lag, link")
+      .summary("the leader's view of every member: role, address, link, match index")
+      .description(
+        "the leader's view of every member: role (voter or learner), address, link, match index, lag, last ack",
+      )
       .option('--json', 'print JSON'),
   ).action((o: ClusterOption & { json?: boolean }) =>
     withClient(o, async (c, endpoints) => {
       const leader = await waitForLeader(c, endpoints, Number(o.timeoutMs));
-      const s = (await c.statusOf(leader.address)) as {
-        id: string;
-        lastIndex: number;
-        voters: string[];
-        learners: string[];
-        peers: {
-          id: string;
-          address: string;
-          connected: boolean;
-          matchIndex: number;
-          lastAckAgoMs: number | null;
-        }[];
-      };
-      const rows = s.peers.map((p) => ({
-        id: p.id,
-        address: p.address,
-        kind: s.learners.includes(p.id) ? 'learner' : 'voter',
-        connected: p.connected,
-        matchIndex: p.matchIndex,
-        lagEntries: s.lastIndex - p.matchIndex,
-        lastAckAgoMs: p.lastAckAgoMs,
-      }));
+      const view = membersOf((await c.statusOf(leader.address)) as unknown as LeaderStatus, leader.address);
       if (o.json) {
-        process.stdout.write(
-          `${JSON.stringify({ leader: s.id, lastIndex: s.lastIndex, peers: rows }, null, 2)}\n`,
-        );
+        process.stdout.write(`${JSON.stringify(view, null, 2)}\n`);
         return;
       }
-      process.stdout.write(`leader ${s.id} at ${leader.address}, last index ${s.lastIndex}\n`);
+      process.stdout.write(
+        `leader ${view.leader} at ${view.leaderAddress}, term ${view.term}, ` +
+          `commit ${view.commitIndex}, last index ${view.lastIndex}\n`,
+      );
       table(
-        ['id', 'address', 'kind', 'link', 'match', 'lag', 'last ack'],
-        rows.map((r) => [
-          r.id,
-          r.address,
-          r.kind,
-          r.connected ? 'up' : 'down',
-          String(r.matchIndex),
-          String(r.lagEntries),
-          r.lastAckAgoMs === null ? '-' : `${r.lastAckAgoMs} ms ago`,
+        ['id', 'role', 'leader', 'address', 'link', 'match', 'lag', 'last ack'],
+        view.members.map((m) => [
+          m.id,
+          m.role,
+          m.leader ? '*' : '',
+          m.address ?? '?',
+          m.connected === null ? '-' : m.connected ? 'up' : 'down',
+          m.matchIndex === null ? '-' : String(m.matchIndex),
+          m.lagEntries === null ? '-' : String(m.lagEntries),
+          m.lastAckAgoMs === null ? '-' : `${m.lastAckAgoMs} ms ago`,
         ]),
       );
     }),
@@ -227,17 +265,152 @@ export function addAdminCommands(program: Command): void {
         }
       }),
   );
-  clusterOptions(program.command('add-peer <spec>').description('add a voter: id=host:port')).action(
-    (spec: string, o: ClusterOption) => withClient(o, async (c) => print(await c.addPeer(spec))),
-  );
-  clusterOptions(program.command('remove-peer <id>').description('remove a voter')).action(
-    (id: string, o: ClusterOption) => withClient(o, async (c) => print(await c.removePeer(id))),
+  clusterOptions(
+    program
+      .command('add-peer')
+      .summary('add a voter (id=host:port); waits until it is promoted')
+      .description(
+        'add a voter: the leader adds it as a learner, catches it up and promotes it; ' +
+          'waits until the promotion commits. Start the node first with `raftline serve --join`',
+      )
+      .argument('<id=host:port>', 'the new node: its id and the address it listens on', peerSpecArgument)
+      .option('--json', 'print the configuration as JSON'),
+    MEMBERSHIP_TIMEOUT_MS,
+  ).action((spec: string, o: ClusterOption & { json?: boolean }) => {
+    const { id } = parsePeerSpec(spec);
+    return changeMembership(o, (c) => c.addPeer(spec), `${id} is a voter`);
+  });
+  clusterOptions(
+    program
+      .command('add-learner')
+      .summary('add a learner (id=host:port); waits until committed')
+      .description('add a learner: it receives the log but does not vote; waits until the change commits')
+      .argument('<id=host:port>', 'the new node: its id and the address it listens on', peerSpecArgument)
+      .option('--json', 'print the configuration as JSON'),
+    MEMBERSHIP_TIMEOUT_MS,
+  ).action((spec: string, o: ClusterOption & { json?: boolean }) => {
+    const { id } = parsePeerSpec(spec);
+    return changeMembership(o, (c) => c.addLearner(spec), `${id} is a learner`);
+  });
+  clusterOptions(
+    program
+      .command('remove-peer')
+      .summary('remove a voter or a learner; waits until committed')
+      .description('remove a voter or a learner; waits until the change commits')
+      .argument('<id>', 'the node id to remove')
+      .option('--json', 'print the configuration as JSON'),
+    MEMBERSHIP_TIMEOUT_MS,
+  ).action((id: string, o: ClusterOption & { json?: boolean }) =>
+    changeMembership(o, (c) => c.removePeer(id), `${id} is removed`),
   );
   clusterOptions(
     program
       .command('snapshot')
       .description('save a snapshot of the state machine on the first node of --cluster'),
   ).action((o: ClusterOption) => withClient(o, async (c) => print(await c.snapshot())));
+}
+
+/**
+ * `voter` or `learner` as node `s` sees itself in its own configuration; `-` when it is in
+ * neither (a node waiting to join, or one removed).
+ */
+function memberRole(s: Record<string, unknown>): string {
+  const has = (list: unknown): boolean => Array.isArray(list) && list.includes(s.id);
+  return has(s.voters) ? 'voter' : has(s.learners) ? 'learner' : '-';
+}
+
+/** The part of a leader's status that `peers` reads (`NodeStatus` in coordinator.ts). */
+interface LeaderStatus {
+  id: string;
+  term: number;
+  commitIndex: number;
+  lastIndex: number;
+  durableIndex: number;
+  voters?: string[];
+  learners?: string[];
+  peers: {
+    id: string;
+    address: string;
+    connected: boolean;
+    matchIndex: number;
+    lastAckAgoMs: number | null;
+  }[];
+}
+
+/** One row of `peers`. */
+export interface MemberRow {
+  readonly id: string;
+  /** From the leader's configuration; `none` for a peer the leader still links to but that is no member. */
+  readonly role: 'voter' | 'learner' | 'none';
+  readonly leader: boolean;
+  /** Where it listens; null when the leader has no link to it (yet). */
+  readonly address: string | null;
+  /** The leader's link to it; null for the leader itself. */
+  readonly connected: boolean | null;
+  /** The highest index known to be in its log (the leader's: its durable index). */
+  readonly matchIndex: number | null;
+  /** Entries it lacks: the leader's last index minus its match index. */
+  readonly lagEntries: number | null;
+  readonly lastAckAgoMs: number | null;
+}
+
+/** What `peers` prints: the leader's view of every member, leader first, then voters, then learners. */
+export interface MembersView {
+  readonly leader: string;
+  readonly leaderAddress: string;
+  readonly term: number;
+  readonly commitIndex: number;
+  readonly lastIndex: number;
+  readonly voters: readonly string[];
+  readonly learners: readonly string[];
+  readonly members: readonly MemberRow[];
+}
+
+/** The rows of `peers` from the leader's status `s`; `address` is where the leader was reached. */
+export function membersOf(s: LeaderStatus, address: string): MembersView {
+  const voters = s.voters ?? [];
+  const learners = s.learners ?? [];
+  const links = new Map(s.peers.map((p) => [p.id, p]));
+  const roleOf = (id: string): MemberRow['role'] =>
+    voters.includes(id) ? 'voter' : learners.includes(id) ? 'learner' : 'none';
+  const members: MemberRow[] = [
+    {
+      id: s.id,
+      role: roleOf(s.id),
+      leader: true,
+      address,
+      connected: null,
+      matchIndex: s.durableIndex,
+      lagEntries: Math.max(0, s.lastIndex - s.durableIndex),
+      lastAckAgoMs: null,
+    },
+  ];
+  // Configuration order, then any peer the leader links to that is no longer a member.
+  const ids = new Set([...voters, ...learners, ...s.peers.map((p) => p.id)]);
+  ids.delete(s.id);
+  for (const id of ids) {
+    const link = links.get(id);
+    members.push({
+      id,
+      role: roleOf(id),
+      leader: false,
+      address: link?.address ?? null,
+      connected: link?.connected ?? null,
+      matchIndex: link?.matchIndex ?? null,
+      lagEntries: link === undefined ? null : Math.max(0, s.lastIndex - link.matchIndex),
+      lastAckAgoMs: link?.lastAckAgoMs ?? null,
+    });
+  }
+  return {
+    leader: s.id,
+    leaderAddress: address,
+    term: s.term,
+    commitIndex: s.commitIndex,
+    lastIndex: s.lastIndex,
+    voters,
+    learners,
+    members,
+  };
 }
 
 function withoutHistograms(a: Awaited<ReturnType<typeof statusOfAll>>[number]): unknown {

@@ -9,7 +9,10 @@ export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 /** No node could be reached, or no leader is known. */
 export const EXIT_UNAVAILABLE = 3;
-/** The cluster refused the request (not supported yet, rejected by the state machine...). */
+/**
+ * The cluster refused the request: an invalid or concurrent membership change, a command
+ * the state machine rejected...
+ */
 export const EXIT_REFUSED = 4;
 
 /** The exit code for an error a command failed with. */
@@ -18,6 +21,8 @@ export function exitCodeFor(err: unknown): number {
   switch (code) {
     case 'ERR_RAFT_INVALID_OPTION':
     case 'commander.invalidArgument':
+    // The node found the request malformed (e.g. a peer spec that is not id=host:port).
+    case 'ERR_RAFT_BAD_REQUEST':
       return EXIT_USAGE;
     case 'ERR_RAFT_NOT_LEADER':
     case 'ERR_RAFT_UNAVAILABLE':
@@ -28,6 +33,10 @@ export function exitCodeFor(err: unknown): number {
     case 'ERR_RAFT_TRANSFER_REFUSED':
     case 'ERR_RAFT_PROPOSAL_DROPPED':
     case 'ERR_RAFT_STATE_MACHINE':
+    // A membership change that does not apply to the configuration (removing a stranger) or
+    // that must wait for the one in progress.
+    case 'ERR_RAFT_INVALID_CONF_CHANGE':
+    case 'ERR_RAFT_CONF_CHANGE_PENDING':
       return EXIT_REFUSED;
     default:
       return EXIT_FAILURE;

@@ -33,11 +33,12 @@ import {
   TimeoutError,
   UnavailableError,
 } from '../main/errors.js';
-import { parseHostPort } from '../shared/address.js';
+import { parseHostPort, parsePeerSpec } from '../shared/address.js';
 import {
   type ClientErrorValue,
   ClientFrameError,
   ClientOp,
+  clientOpName,
   decodeClientResponse,
   encodeClientReadRequest,
   encodeClientRequest,
@@ -67,6 +68,16 @@ import { encodedValueBytes, type Value } from '../shared/value-codec.js';
 export { RaftError } from '../main/errors.js';
 /** What commands return and queries are. */
 export type { Value } from '../shared/value-codec.js';
+
+/** The cluster's configuration after a membership change, as the leader reports it. */
+export interface ClusterConfiguration {
+  /** The log index of the configuration entry that made it. */
+  readonly index: number;
+  /** Node ids that vote. */
+  readonly voters: readonly string[];
+  /** Node ids that receive the log without voting. */
+  readonly learners: readonly string[];
+}
 
 /** How a `RaftClient` is set up. */
 export interface RaftClientOptions {
@@ -259,14 +270,37 @@ export class RaftClient {
     return this.request(ClientOp.Transfer, 0, textPayload(id, 'node id'), undefined, undefined);
   }
 
-  /** Adds the voter `spec` (`id=host:port`). */
-  async addPeer(spec: string): Promise<Value> {
-    return this.request(ClientOp.AddPeer, 0, textPayload(spec, 'peer spec'), undefined, undefined);
+  /**
+   * Adds node `spec` (`id=host:port`, where the node listens) as a voter: the leader adds
+   * it as a learner, streams it the log (or a snapshot) and promotes it once it has caught
+   * up. Resolves with the configuration once the promotion has committed. A malformed spec
+   * rejects with an `AddressError` before anything is sent. The node should already run,
+   * started empty (`join: true`, `raftline serve --join`): until it answers it cannot catch up.
+   *
+   * Rejects with ERR_RAFT_INVALID_CONF_CHANGE (the change does not apply to the configuration),
+   * ERR_RAFT_CONF_CHANGE_PENDING (another change is in progress: retry later) or
+   * ERR_RAFT_TIMEOUT (the outcome is then unknown: look at the configuration). Follows
+   * the leader like `apply`.
+   */
+  async addPeer(spec: string): Promise<ClusterConfiguration> {
+    return this.changeMembership(ClientOp.AddPeer, peerSpecPayload(spec));
   }
 
-  /** Removes node `id` from the configuration. */
-  async removePeer(id: string): Promise<Value> {
-    return this.request(ClientOp.RemovePeer, 0, textPayload(id, 'node id'), undefined, undefined);
+  /**
+   * Adds node `spec` (`id=host:port`) as a learner: it receives the log but never votes
+   * and does not count towards a quorum. Resolves with the configuration once committed.
+   * Errors as `addPeer`.
+   */
+  async addLearner(spec: string): Promise<ClusterConfiguration> {
+    return this.changeMembership(ClientOp.AddLearner, peerSpecPayload(spec));
+  }
+
+  /**
+   * Removes voter or learner `id` from the configuration. Resolves with the configuration
+   * once committed. Errors as `addPeer`.
+   */
+  async removePeer(id: string): Promise<ClusterConfiguration> {
+    return this.changeMembership(ClientOp.RemovePeer, textPayload(id, 'node id'));
   }
 
   /** Asks the connected node to take a snapshot now. */
@@ -292,6 +326,18 @@ export class RaftClient {
   }
 
   // ---------------------------------------------------------------- requests
+
+  private async changeMembership(op: ClientOp, payload: Uint8Array): Promise<ClusterConfiguration> {
+    const value = await this.request(op, 0, payload, undefined, undefined);
+    const conf = configurationOf(value);
+    if (conf === null) {
+      throw new RaftError(
+        'ERR_RAFT_BAD_RESPONSE',
+        `the node answered ${clientOpName(op)} with ${describeValue(value)}, not a configuration { index, voters, learners }`,
+      );
+    }
+    return conf;
+  }
 
   private request(
     op: ClientOp,
@@ -356,7 +402,7 @@ export class RaftClient {
     pending.timer = setTimeout(() => {
       this.settle(
         pending,
-        new TimeoutError(`no answer to ${ClientOp[op]} in ${this.requestTimeoutMs} ms${outcomeNote(op)}`),
+        new TimeoutError(`no answer to ${clientOpName(op)} in ${this.requestTimeoutMs} ms${outcomeNote(op)}`),
       );
     }, this.requestTimeoutMs);
     return { pending, promise };
@@ -696,11 +742,19 @@ export class RaftClient {
 
 // ------------------------------------------------------------------ errors
 
-/** What a caller learns about an apply that lost its answer. */
+/** What a caller learns about a write that lost its answer. */
 function outcomeNote(op: ClientOp): string {
-  return op === ClientOp.Apply || op === ClientOp.ApplyBatch
-    ? '; the command may or may not have been applied (its outcome is unknown)'
-    : '';
+  switch (op) {
+    case ClientOp.Apply:
+    case ClientOp.ApplyBatch:
+      return '; the command may or may not have been applied (its outcome is unknown)';
+    case ClientOp.AddPeer:
+    case ClientOp.AddLearner:
+    case ClientOp.RemovePeer:
+      return '; the membership change may or may not have been made (its outcome is unknown: look at the configuration)';
+    default:
+      return '';
+  }
 }
 
 function lostError(conn: Connection, op: ClientOp): UnavailableError {
@@ -709,6 +763,31 @@ function lostError(conn: Connection, op: ClientOp): UnavailableError {
 
 function closedError(): RaftError {
   return new RaftError('ERR_RAFT_CLIENT_CLOSED', 'the client is closed');
+}
+
+/** UTF-8 of a peer spec `id=host:port`, refusing a malformed one (AddressError) before it is sent. */
+function peerSpecPayload(spec: string): Uint8Array {
+  if (typeof spec !== 'string') throw new TypeError('the peer spec must be a string: id=host:port');
+  parsePeerSpec(spec);
+  return utf8.encode(spec);
+}
+
+/** `v` as a configuration `{ index, voters, learners }`, or null when it has another shape. */
+function configurationOf(v: Value): ClusterConfiguration | null {
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) return null;
+  const { index, voters, learners } = v;
+  const ids = (x: Value | undefined): x is string[] =>
+    Array.isArray(x) && x.every((id) => typeof id === 'string');
+  const at = typeof index === 'bigint' ? Number(index) : index;
+  if (typeof at !== 'number' || !Number.isSafeInteger(at) || at < 0) return null;
+  if (!ids(voters) || !ids(learners)) return null;
+  return { index: at, voters: [...voters], learners: [...learners] };
+}
+
+/** A short description of an unexpected answer, for an error message. */
+function describeValue(v: Value): string {
+  const text = JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? `${x}n` : x)) ?? String(v);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
 /** UTF-8 of a text argument, refusing an empty one before it is sent. */

@@ -3,15 +3,21 @@
  * "client" is handed here by the peer server. Requests carry ids, many are in flight on
  * one connection, and replies go back in whatever order they finish, gathered into one
  * socket write per event-loop turn.
+ *
+ * Membership requests (AddPeer, AddLearner: `id=host:port`; RemovePeer: an id) are parsed
+ * here with `address.ts`: a malformed spec is answered with ERR_RAFT_BAD_REQUEST naming
+ * it, and the handler only ever sees a valid id and a normalised `host:port`.
  */
 
 import type net from 'node:net';
 import type { Logger } from 'pino';
 import { EntryType } from '../raft/types.js';
+import { formatHostPort, type PeerSpec, parsePeerSpec } from '../shared/address.js';
 import {
   type ClientErrorValue,
   ClientOp,
   type ClientRequest,
+  clientOpName,
   decodeClientRequest,
   encodeClientResponse,
 } from '../shared/client-codec.js';
@@ -45,6 +51,8 @@ export interface ClientHandler {
 }
 
 const CONSISTENCY: readonly ReadConsistency[] = ['linearizable', 'lease', 'stale'];
+/** Text payloads (ids, peer specs): the codec has already checked that they are UTF-8. */
+const utf8 = new TextDecoder('utf-8');
 
 /** Serves one client connection until it closes. */
 export function serveClient(
@@ -84,7 +92,14 @@ export function serveClient(
       setImmediate(flush);
     }
   };
-  const settle = (requestId: number, p: Promise<Value>): void => {
+  /** Answers `requestId` with how `call` settles; a handler that throws is answered as if it rejected. */
+  const settle = (requestId: number, call: () => Promise<Value>): void => {
+    let p: Promise<Value>;
+    try {
+      p = call();
+    } catch (err) {
+      p = Promise.reject(err);
+    }
     p.then(
       (value) => respond(requestId, { ok: true, value }),
       (err: unknown) => respond(requestId, { ok: false, error: errorValue(err) }),
@@ -93,11 +108,11 @@ export function serveClient(
   const handle = (req: ClientRequest): void => {
     switch (req.op) {
       case ClientOp.Apply:
-        settle(req.requestId, handler.apply(req.payload, EntryType.Normal));
+        settle(req.requestId, () => handler.apply(req.payload, EntryType.Normal));
         return;
       case ClientOp.ApplyBatch:
         // The request's payload is already a batch entry's payload (batch-codec.ts).
-        settle(req.requestId, handler.apply(req.payload, EntryType.Batch));
+        settle(req.requestId, () => handler.apply(req.payload, EntryType.Batch));
         return;
       case ClientOp.Read: {
         const consistency = CONSISTENCY[req.flags];
@@ -115,28 +130,51 @@ export function serveClient(
           respond(req.requestId, { ok: false, error: errorValue(err) });
           return;
         }
-        settle(req.requestId, handler.read(query, consistency));
+        settle(req.requestId, () => handler.read(query, consistency));
         return;
       }
       case ClientOp.Status:
-        respond(req.requestId, { ok: true, value: handler.statusValue() });
+        settle(req.requestId, async () => handler.statusValue());
         return;
-      case ClientOp.Transfer:
-        settle(req.requestId, handler.transfer(new TextDecoder().decode(req.payload)));
+      case ClientOp.Transfer: {
+        const target = utf8.decode(req.payload);
+        settle(req.requestId, () => handler.transfer(target));
         return;
+      }
       case ClientOp.Snapshot:
-        settle(req.requestId, handler.snapshot());
+        settle(req.requestId, () => handler.snapshot());
         return;
       case ClientOp.AddPeer:
-      case ClientOp.RemovePeer:
-        respond(req.requestId, {
-          ok: false,
-          error: {
-            code: 'ERR_RAFT_NOT_SUPPORTED',
-            message: 'membership changes are not supported yet (they come with the membership issue)',
-          },
-        });
+      case ClientOp.AddLearner: {
+        let spec: PeerSpec;
+        try {
+          spec = parsePeerSpec(utf8.decode(req.payload));
+        } catch (err) {
+          // A typo in a spec is the client's mistake, answered as such; the connection and
+          // the requests in flight on it carry on.
+          respond(req.requestId, {
+            ok: false,
+            error: {
+              code: 'ERR_RAFT_BAD_REQUEST',
+              message: `${clientOpName(req.op)}: ${(err as Error).message}`,
+            },
+          });
+          return;
+        }
+        const address = formatHostPort(spec);
+        settle(
+          req.requestId,
+          req.op === ClientOp.AddPeer
+            ? () => handler.addPeer(spec.id, address)
+            : () => handler.addLearner(spec.id, address),
+        );
         return;
+      }
+      case ClientOp.RemovePeer: {
+        const id = utf8.decode(req.payload);
+        settle(req.requestId, () => handler.removePeer(id));
+        return;
+      }
       default:
         respond(req.requestId, {
           ok: false,

@@ -18,13 +18,36 @@ import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import type { Histogram } from 'hdr-histogram-js';
 import type { Logger } from 'pino';
+import {
+  type ConfChangeItem,
+  ConfChangeType,
+  decodeConfChange,
+  isJoint,
+  members,
+} from '../raft/conf-change.js';
 import { ProposalDropped } from '../raft/errors.js';
-import { type Message, MessageType } from '../raft/messages.js';
+import { type Message, MessageType, message } from '../raft/messages.js';
 import { type AppendWork, type ApplyWork, RaftCore, type Ready, type SoftState } from '../raft/raft-core.js';
 import { Rng } from '../raft/rng.js';
-import { bootstrapSnapshot, MemoryStorage } from '../raft/storage.js';
-import { type Entry, EntryType, type Index, NO_NODE, type NodeId, Role, type Term } from '../raft/types.js';
-import { formatHostPort, type PeerSpec } from '../shared/address.js';
+import { bootstrapSnapshot, EMPTY_SNAPSHOT, MemoryStorage } from '../raft/storage.js';
+import {
+  type ConfState,
+  type Entry,
+  EntryType,
+  type Index,
+  NO_NODE,
+  type NodeId,
+  Role,
+  type SnapshotMeta,
+  type Term,
+} from '../raft/types.js';
+import {
+  AddressError,
+  formatHostPort,
+  type PeerSpec,
+  parseHostPort,
+  parsePeerSpec,
+} from '../shared/address.js';
 import { ControlBlock, posDiff } from '../shared/control-block.js';
 import {
   encodedEntryBytes,
@@ -77,17 +100,22 @@ import {
   RecordSource,
   ReplicatorFrame,
   ResultFrame,
+  WRITER_COMPACT_FRAME_BYTES,
+  WRITER_INDEX_OFFSET,
+  WRITER_RESET_FRAME_BYTES,
+  WRITER_TERM_OFFSET,
   WriterFrame,
 } from '../shared/protocol.js';
 import { atomicsWaitAsync, createRingBuffer, RingConsumer, readRingStats } from '../shared/ring.js';
+import { encodeSendSnapshotFrame } from '../shared/snapshot-stream-codec.js';
 import { decodeRecords, fromUtf8, utf8, writeEntriesHeader } from '../shared/thread-codec.js';
 import { decodeValue, encodeValue } from '../shared/value-codec.js';
 import type { FsmData, FsmReady } from '../workers/fsm/worker.js';
 import type { LogWriterData, LogWriterRecovered } from '../workers/log-writer/worker.js';
-import type { ReplicatorData, ReplicatorEvent } from '../workers/replicator/worker.js';
+import type { ReplicatorData, ReplicatorEvent, SnapshotSentEvent } from '../workers/replicator/worker.js';
 import type { ErrorRecord } from '../workers/worker-support.js';
 import { type ClientHandler, serveClient } from './client-server.js';
-import { dataDirPaths } from './data-dir.js';
+import { dataDirPaths, readAddressBook, writeAddressBook } from './data-dir.js';
 import {
   BusyError,
   NotLeaderError,
@@ -99,10 +127,12 @@ import {
   TimeoutError,
   UnavailableError,
 } from './errors.js';
+import { FsmSnapshotSink } from './fsm-snapshot-sink.js';
 import { LatencyStages, STAGE_FSYNC } from './latency-stages.js';
 import type { ResolvedOptions } from './options.js';
 import { PeerServer } from './peer-server.js';
 import { RingOutbox } from './ring-outbox.js';
+import { SnapshotStreamReceiver } from './snapshot-receiver.js';
 import type { Value } from './state-machine.js';
 
 const WRITER_RING_BYTES = 16 * 1024 * 1024;
@@ -129,6 +159,17 @@ interface Proposal {
   readonly deadlineMs: number;
 }
 
+/** A membership change waiting to commit (and, if it entered a joint configuration, to leave it). */
+interface ConfWaiter {
+  readonly index: Index;
+  readonly term: Term;
+  readonly resolve: (v: Value) => void;
+  readonly reject: (e: Error) => void;
+  readonly deadlineMs: number;
+  /** The entry committed and made a joint configuration: resolve when the joint one is left. */
+  joint: boolean;
+}
+
 interface PendingRead {
   readonly query: Value;
   readonly resolve: (v: Value) => void;
@@ -145,6 +186,8 @@ interface Peer {
   readonly outbox: RingOutbox;
   readonly worker: Worker;
   connected: boolean;
+  /** Set when the peer left the configuration and its replicator is being stopped. */
+  closing: boolean;
 }
 
 /** Consistency of a read (DESIGN.md, "Reads"). */
@@ -169,6 +212,13 @@ export interface NodeStatus {
   readonly durableIndex: Index;
   readonly voters: readonly NodeId[];
   readonly learners: readonly NodeId[];
+  /** Voters of the outgoing half while a joint configuration is in force (empty otherwise). */
+  readonly votersOutgoing: readonly NodeId[];
+  /** The latest snapshot: index and term (0 if none but the founding configuration). */
+  readonly snapshotIndex: Index;
+  readonly snapshotTerm: Term;
+  /** The first index still in the log (entries below were compacted away). */
+  readonly firstIndex: Index;
   readonly peers: readonly {
     id: NodeId;
     address: string;
@@ -201,6 +251,15 @@ export interface NodeStats {
   readonly proposals: number;
   /** Elections this node started (times it became a candidate). */
   readonly elections: number;
+  /** Snapshots saved here, and snapshots streamed to followers (completed) and installed from a leader. */
+  readonly snapshotsSaved: number;
+  readonly snapshotsSent: number;
+  readonly snapshotsInstalled: number;
+  /** Snapshot bytes streamed to followers, and bytes a resumed stream did not send again. */
+  readonly snapshotBytesSent: number;
+  readonly snapshotBytesResumed: number;
+  /** Times the log was compacted after a snapshot. */
+  readonly compactions: number;
 }
 
 /** The main thread's half of a node. Events: 'role', 'leaderStart', 'leaderStop', 'leaderChange', 'error'. */
@@ -220,7 +279,31 @@ export class Coordinator extends EventEmitter implements ClientHandler {
   private writer: Worker | undefined;
   private fsm: Worker | undefined;
   private server: PeerServer | undefined;
+  /** Receives snapshots a leader streams here, into the fsm thread's store. */
+  private snapshotReceiver: SnapshotStreamReceiver | undefined;
+  private snapshotSink: FsmSnapshotSink | undefined;
   private readonly peers = new Map<NodeId, Peer>();
+  /** Where every node we may talk to listens: the `peers` option, then what membership changes taught us. */
+  private readonly addresses = new Map<NodeId, PeerSpec>();
+  /** Control-block lines free for replicators, lowest first. */
+  private readonly freeSlots: number[] = [];
+  /** The configuration the replicators were last matched to. */
+  private replicatorConf: ConfState | null = null;
+  private readonly confWaiters = new Map<Index, ConfWaiter>();
+  /** Founding voters from the data directory's record (empty: this node joined a running cluster). */
+  private readonly founders: readonly NodeId[];
+  /** Whether a snapshot exists on disk (the founding configuration alone is not one). */
+  private snapshotOnDisk = false;
+  private lastSnapshotAtMs = 0;
+  /** Record bytes handed to the log-writer since start, and at the last snapshot: the bytes trigger. */
+  private logBytesAppended = 0;
+  private logBytesAtSnapshot = 0;
+  private snapshotsSaved = 0;
+  private snapshotsSent = 0;
+  private snapshotsInstalled = 0;
+  private snapshotBytesSent = 0;
+  private snapshotBytesResumed = 0;
+  private compactions = 0;
   private readonly scratch = new OutBuffer(64 * 1024);
 
   private readonly proposals: Proposal[] = [];
@@ -237,6 +320,8 @@ export class Coordinator extends EventEmitter implements ClientHandler {
   /** Append work items handed to the log-writer and not yet durable, with where their window bytes begin. */
   private readonly pendingAppends: { seq: number; work: AppendWork; windowPos: number }[] = [];
   private appliedIndex: Index = 0;
+  /** The last entry (or snapshot) handed to the fsm: what it will have applied when it reads the next frame. */
+  private fsmHandedIndex: Index = 0;
   private readonly handoff = { pos: 0, byteLength: 0, last: 0 };
 
   private tickTimer: NodeJS.Timeout | null = null;
@@ -260,10 +345,20 @@ export class Coordinator extends EventEmitter implements ClientHandler {
   private proposalCount = 0;
   private electionCount = 0;
 
-  constructor(opts: ResolvedOptions, logger: Logger) {
+  constructor(opts: ResolvedOptions, logger: Logger, founders: readonly NodeId[]) {
     super();
     this.opts = opts;
     this.log = logger;
+    this.founders = founders;
+    for (let slot = 0; slot < PEER_SLOTS; slot++) this.freeSlots.push(slot);
+    for (const [id, address] of Object.entries(readAddressBook(opts.dataDir))) {
+      try {
+        this.addresses.set(id, { id, ...parseHostPort(address) });
+      } catch {
+        // A damaged entry only loses an address; the `peers` option may still supply it.
+      }
+    }
+    for (const p of opts.peers) this.addresses.set(p.id, p);
     this.tickMs = opts.heartbeatIntervalMs;
     this.window = new LogWindowWriter(opts.logWindowBytes);
     this.writerRing = createRingBuffer(WRITER_RING_BYTES);
@@ -347,12 +442,17 @@ export class Coordinator extends EventEmitter implements ClientHandler {
         this.fail(new StateMachineError(`fsm thread stopped: ${m.error.message}`));
     });
 
-    const voters = o.peers.map((p) => p.id);
-    this.storage = new MemoryStorage(snapshot ?? bootstrapSnapshot(voters));
-    const snapIndex = this.storage.snapshot().index;
+    // Where the log starts: the latest snapshot; else the founders' configuration at index
+    // 1; else (a node that joined) nothing, until the leader sends a snapshot.
+    this.snapshotOnDisk = snapshot !== null;
+    this.storage = new MemoryStorage(
+      snapshot ?? (this.founders.length > 0 ? bootstrapSnapshot(this.founders) : EMPTY_SNAPSHOT),
+    );
+    const snap = this.storage.snapshot();
+    const snapIndex = snap.index;
     if (recovered.hardState) this.storage.setHardState(recovered.hardState);
     if (recovered.entryCount > 0) {
-      // The log is not compacted yet, so it usually starts before the snapshot: only what
+      // The log usually starts before the snapshot (compaction keeps a margin): only what
       // follows the snapshot goes to the core (and will be applied again).
       if (recovered.firstIndex > snapIndex + 1) {
         throw new StorageError(
@@ -360,14 +460,26 @@ export class Coordinator extends EventEmitter implements ClientHandler {
         );
       }
       const all = decodeRecords(recovered.records, recovered.entryCount, []);
-      const tail = all.slice(Math.max(0, snapIndex + 1 - recovered.firstIndex));
-      if (tail.length > 0) this.storage.append(tail);
-    }
-    if (snapshot && recovered.lastIndex < snapIndex) {
-      throw new StorageError(`the log ends at ${recovered.lastIndex}, before the snapshot at ${snapIndex}`);
+      for (const e of all) if (e.type === EntryType.ConfChange) this.learnAddressesFrom(e);
+      const at = all[snapIndex - recovered.firstIndex];
+      if (snapIndex >= recovered.firstIndex && (at === undefined || at.term !== snap.term)) {
+        // The log ends before the snapshot or disagrees with it at its index: it is what
+        // a snapshot from the leader replaced (the node stopped before the log was reset).
+        // Every entry of it is covered by the snapshot or was never committed.
+        this.log.warn(
+          { snapshotIndex: snapIndex, firstIndex: recovered.firstIndex, lastIndex: recovered.lastIndex },
+          'the log does not continue the snapshot: it is discarded',
+        );
+        this.resetWriterLog(snapIndex, snap.term);
+      } else {
+        const tail = all.slice(Math.max(0, snapIndex + 1 - recovered.firstIndex));
+        if (tail.length > 0) this.storage.append(tail);
+      }
     }
     this.appliedIndex = snapshot ? snapIndex : 0;
+    this.fsmHandedIndex = this.appliedIndex;
     this.lastSnapshot = { index: snapIndex, term: this.storage.snapshot().term };
+    this.lastSnapshotAtMs = performance.now();
     this.core = new RaftCore({
       id: o.id,
       storage: this.storage,
@@ -389,6 +501,17 @@ export class Coordinator extends EventEmitter implements ClientHandler {
       'node recovered',
     );
 
+    this.snapshotSink = new FsmSnapshotSink(this.fsm);
+    this.snapshotReceiver = new SnapshotStreamReceiver({
+      sink: this.snapshotSink,
+      logger: this.log,
+      onInstalled: (meta, leader, leaderTerm) => this.onSnapshotInstalled(meta, leader, leaderTerm),
+      // A deposed leader's snapshot is refused before any byte of it is stored.
+      acceptOffer: (_meta, leader, leaderTerm) =>
+        leaderTerm < this.core.term
+          ? `term ${leaderTerm} of ${leader} is older than this node's term ${this.core.term}`
+          : null,
+    });
     this.server = new PeerServer({
       host: o.listen.host,
       port: o.listen.port,
@@ -397,15 +520,13 @@ export class Coordinator extends EventEmitter implements ClientHandler {
       logger: this.log,
       onMessage: (frame) => this.onPeerMessage(frame),
       onClientConnection: (socket, _handshake, decoder) => serveClient(socket, decoder, this, this.log),
+      onSnapshotConnection: (socket, handshake, decoder) =>
+        this.snapshotReceiver?.serve(socket, handshake, decoder),
     });
     const bound = await this.server.listen();
     this.listenAddress = formatHostPort(bound);
 
-    let slot = 0;
-    for (const spec of o.peers) {
-      if (spec.id === o.id) continue;
-      this.startReplicator(spec, slot++);
-    }
+    this.syncReplicators();
     void this.watchWriter();
     void this.watchResults();
     this.tickOriginMs = performance.now();
@@ -414,7 +535,87 @@ export class Coordinator extends EventEmitter implements ClientHandler {
     this.scheduleReady();
   }
 
-  private startReplicator(spec: PeerSpec, slot: number): void {
+  // ---------------------------------------------------------------- replicators
+
+  /**
+   * Matches the replicator workers to the configuration in force: one for every other
+   * member whose address is known; the replicators of members that left are stopped.
+   * (A node may also talk to a non-member, e.g. a joining node answering the leader that
+   * is adding it: `send` starts that replicator on demand.)
+   */
+  private syncReplicators(): void {
+    const conf = this.core.confState();
+    if (conf === this.replicatorConf) return;
+    const before = this.replicatorConf ? new Set(members(this.replicatorConf)) : new Set<NodeId>();
+    this.replicatorConf = conf;
+    const now = new Set(members(conf));
+    for (const id of now) {
+      if (id !== this.opts.id && !this.peers.has(id)) this.replicatorFor(id);
+    }
+    for (const id of before) {
+      if (!now.has(id) && id !== this.opts.id) this.stopReplicator(id);
+    }
+  }
+
+  /** The replicator for `id`, started if needed; undefined when its address is unknown. */
+  private replicatorFor(id: NodeId): Peer | undefined {
+    const have = this.peers.get(id);
+    if (have && !have.closing) return have;
+    const spec = this.addresses.get(id);
+    const slot = this.freeSlots.shift();
+    if (!spec || slot === undefined || have) {
+      if (slot !== undefined) this.freeSlots.unshift(slot);
+      return undefined;
+    }
+    this.control.setPeer(slot, 0, 0);
+    return this.startReplicator(spec, slot);
+  }
+
+  private stopReplicator(id: NodeId): void {
+    const peer = this.peers.get(id);
+    if (!peer || peer.closing) return;
+    peer.closing = true;
+    this.log.info({ peer: id }, 'replicator stopped: the peer left the configuration');
+    void closeWorker(peer.worker, () => peer.outbox.close()).then(() => {
+      if (this.peers.get(id) === peer) this.peers.delete(id);
+      this.freeSlots.push(peer.slot);
+      this.freeSlots.sort((a, b) => a - b);
+    });
+  }
+
+  /** Records the addresses a configuration-change entry carries. */
+  private learnAddressesFrom(e: Entry): void {
+    let items: readonly ConfChangeItem[];
+    try {
+      items = decodeConfChange(e.data).changes;
+    } catch {
+      return; // the core refuses it too
+    }
+    this.learnAddresses(items);
+  }
+
+  /** Records new members' addresses (and keeps them on disk, for restarts). */
+  private learnAddresses(items: readonly ConfChangeItem[]): void {
+    let changed = false;
+    for (const item of items) {
+      if (item.address === undefined || item.id === this.opts.id) continue;
+      const known = this.addresses.get(item.id);
+      if (known && formatHostPort(known) === item.address) continue;
+      try {
+        this.addresses.set(item.id, { id: item.id, ...parseHostPort(item.address) });
+        changed = true;
+      } catch {
+        this.log.warn({ peer: item.id, address: item.address }, 'a membership change carries a bad address');
+      }
+    }
+    if (changed) {
+      const book: Record<string, string> = {};
+      for (const [id, spec] of this.addresses) book[id] = formatHostPort(spec);
+      writeAddressBook(this.opts.dataDir, book);
+    }
+  }
+
+  private startReplicator(spec: PeerSpec, slot: number): Peer {
     const ring = createRingBuffer(REPLICATOR_RING_BYTES);
     const data: ReplicatorData = {
       nodeId: this.opts.id,
@@ -427,13 +628,36 @@ export class Coordinator extends EventEmitter implements ClientHandler {
       window: this.window.buffer,
       logLevel: this.opts.logLevel,
       logDir: dataDirPaths(this.opts.dataDir).log,
+      dataDir: this.opts.dataDir,
+      snapshotChunkBytes: this.opts.snapshotChunkBytes,
+      snapshotBytesPerSecond: this.opts.snapshotBytesPerSecond,
     };
     const worker = new Worker(new URL('../workers/replicator/worker.js', import.meta.url), {
       workerData: data,
     });
-    const peer: Peer = { spec, ring, slot, outbox: new RingOutbox(ring), worker, connected: false };
-    worker.on('message', (m: ReplicatorEvent | { type: 'error'; error: ErrorRecord }) => {
-      if (m.type === 'link') {
+    const peer: Peer = {
+      spec,
+      ring,
+      slot,
+      outbox: new RingOutbox(ring),
+      worker,
+      connected: false,
+      closing: false,
+    };
+    worker.on('message', (m: ReplicatorEvent | { type: 'error'; error: ErrorRecord } | SnapshotSentEvent) => {
+      if (m.type === 'snapshot-sent') {
+        if (m.ok) this.snapshotsSent++;
+        this.snapshotBytesSent += m.bytes;
+        this.snapshotBytesResumed += m.resumedBytes;
+        this.log.info(
+          { peer: spec.id, index: m.index, ok: m.ok, bytes: m.bytes, resumedBytes: m.resumedBytes },
+          'snapshot stream to a follower ended',
+        );
+        if (this.core && !this.stopped) {
+          this.core.reportSnapshot(spec.id, m.ok);
+          this.scheduleReady();
+        }
+      } else if (m.type === 'link') {
         // The link itself logs its ups and downs (once per change); only the core is told here.
         peer.connected = m.connected;
         if (!m.connected && this.core) {
@@ -448,6 +672,7 @@ export class Coordinator extends EventEmitter implements ClientHandler {
       this.fail(new RaftError('ERR_RAFT_INTERNAL', `replicator for ${spec.id} crashed: ${err.message}`)),
     );
     this.peers.set(spec.id, peer);
+    return peer;
   }
 
   // ================================================================ API
@@ -510,13 +735,18 @@ export class Coordinator extends EventEmitter implements ClientHandler {
     if (this.stopped) return Promise.reject(new ShutdownError());
     if (this.fatal) return Promise.reject(this.fatal);
     if (this.stateMachineError) return Promise.reject(new StateMachineError(this.stateMachineError));
-    const index = this.appliedIndex;
+    // The frame queues behind every entry already handed to the fsm, which applies them
+    // all before saving: the snapshot covers the last of them, not just what it has
+    // reported applied so far.
+    const index = this.fsmHandedIndex;
     const term = this.core.log.term(index);
     if (index <= this.lastSnapshot.index || term < 0) {
       return Promise.resolve({ index: this.lastSnapshot.index, term: this.lastSnapshot.term, fresh: false });
     }
     // Claimed now, so a second call before this one finishes does not ask for the same index.
     this.lastSnapshot = { index, term };
+    this.lastSnapshotAtMs = performance.now();
+    this.logBytesAtSnapshot = this.logBytesAppended;
     const conf = this.core.configurationAt(index);
     return new Promise<Value>((resolve, reject) => {
       this.snapshotWaiters.push({ resolve, reject });
@@ -557,8 +787,143 @@ export class Coordinator extends EventEmitter implements ClientHandler {
     return this.changeMembership('remove', id, null);
   }
 
-  private changeMembership(_kind: string, _id: NodeId, _address: string | null): Promise<Value> {
-    return Promise.reject(new RaftError('ERR_RAFT_NOT_SUPPORTED', 'membership changes: in progress'));
+  /** Moves to the voters `specs` (`id=host:port`): new ones catch up as learners, then one joint change. */
+  async changePeers(specs: readonly string[]): Promise<Value> {
+    const refusal = this.refuseWrite();
+    if (refusal) throw refusal;
+    const wanted: PeerSpec[] = [];
+    for (const spec of specs) {
+      try {
+        wanted.push(parsePeerSpec(spec));
+      } catch (err) {
+        if (err instanceof AddressError) throw new RaftError('ERR_RAFT_INVALID_CONF_CHANGE', err.message);
+        throw err;
+      }
+    }
+    if (wanted.length === 0)
+      throw new RaftError('ERR_RAFT_INVALID_CONF_CHANGE', 'a configuration needs at least one voter');
+    const conf = this.core.confState();
+    const fresh = wanted.filter((p) => !conf.voters.includes(p.id));
+    for (const p of fresh) {
+      if (!this.core.confState().learners.includes(p.id)) {
+        await this.proposeConf([{ type: ConfChangeType.AddLearner, id: p.id, address: formatHostPort(p) }]);
+      }
+      await this.waitCaughtUp(p.id);
+    }
+    const changes: ConfChangeItem[] = fresh.map((p) => ({
+      type: ConfChangeType.AddVoter,
+      id: p.id,
+      address: formatHostPort(p),
+    }));
+    for (const id of this.core.confState().voters) {
+      if (!wanted.some((p) => p.id === id)) changes.push({ type: ConfChangeType.Remove, id });
+    }
+    if (changes.length === 0) return confValue(this.core.log.committed, this.core.confState());
+    return this.proposeConf(changes);
+  }
+
+  /**
+   * One membership change, as braft's add_peer/remove_peer. A new voter joins as a learner
+   * first, is promoted once it has caught up (by snapshot if needed), and the promotion
+   * goes through joint consensus: adding a node never costs availability.
+   */
+  private async changeMembership(
+    kind: 'voter' | 'learner' | 'remove',
+    id: NodeId,
+    address: string | null,
+  ): Promise<Value> {
+    const refusal = this.refuseWrite();
+    if (refusal) throw refusal;
+    if (address !== null) {
+      try {
+        parseHostPort(address);
+      } catch (err) {
+        if (err instanceof AddressError) {
+          throw new RaftError('ERR_RAFT_INVALID_CONF_CHANGE', `bad address for ${id}: ${err.message}`);
+        }
+        throw err;
+      }
+    }
+    const conf = this.core.confState();
+    if (kind === 'remove') return this.proposeConf([{ type: ConfChangeType.Remove, id }]);
+    const addr = address ?? undefined;
+    if (kind === 'learner') return this.proposeConf([{ type: ConfChangeType.AddLearner, id, address: addr }]);
+    if (conf.voters.includes(id) && !isJoint(conf)) return confValue(this.core.log.committed, conf);
+    if (!conf.learners.includes(id)) {
+      await this.proposeConf([{ type: ConfChangeType.AddLearner, id, address: addr }]);
+    }
+    await this.waitCaughtUp(id);
+    return this.proposeConf([{ type: ConfChangeType.AddVoter, id, address: addr }]);
+  }
+
+  /** Proposes a configuration change; resolves once it (and the joint phase it starts) commits. */
+  private proposeConf(changes: ConfChangeItem[]): Promise<Value> {
+    const refusal = this.refuseWrite();
+    if (refusal) return Promise.reject(refusal);
+    this.learnAddresses(changes);
+    const index = this.core.proposeConfChange({ changes });
+    if (index < 0) {
+      switch (index) {
+        case ProposalDropped.ConfChangePending:
+          return Promise.reject(
+            new RaftError(
+              'ERR_RAFT_CONF_CHANGE_PENDING',
+              'an earlier membership change is not committed yet (or this leader has not committed in its term); retry',
+            ),
+          );
+        case ProposalDropped.InvalidConfChange:
+          return Promise.reject(
+            new RaftError(
+              'ERR_RAFT_INVALID_CONF_CHANGE',
+              `the change does not apply to the configuration ${describeConf(this.core.confState())}`,
+            ),
+          );
+        default:
+          return Promise.reject(this.notLeader(dropReason(index)));
+      }
+    }
+    this.log.info(
+      { index, changes: changes.map((c) => `${ConfChangeType[c.type]} ${c.id}`) },
+      'membership change proposed',
+    );
+    this.scheduleReady();
+    return new Promise<Value>((resolve, reject) => {
+      this.confWaiters.set(index, {
+        index,
+        term: this.core.term,
+        resolve,
+        reject,
+        deadlineMs: performance.now() + this.opts.requestTimeoutMs,
+        joint: false,
+      });
+    });
+  }
+
+  /**
+   * Waits until learner `id` is within `promoteMarginEntries` of this leader's log. Fails
+   * with ERR_RAFT_TIMEOUT when it makes no progress for `requestTimeoutMs` (a large
+   * snapshot may take longer than that in all, so only a stall counts).
+   */
+  private async waitCaughtUp(id: NodeId): Promise<void> {
+    let lastMatch = -1;
+    let lastProgressMs = performance.now();
+    for (;;) {
+      const refusal = this.refuseWrite();
+      if (refusal) throw refusal;
+      const pr = this.core.status().progress.get(id);
+      if (!pr) throw new RaftError('ERR_RAFT_INVALID_CONF_CHANGE', `${id} is no longer a member`);
+      const now = performance.now();
+      if (pr.match + this.opts.promoteMarginEntries >= this.core.log.lastIndex() && pr.match > 0) return;
+      if (pr.match !== lastMatch) {
+        lastMatch = pr.match;
+        lastProgressMs = now;
+      } else if (now - lastProgressMs > this.opts.requestTimeoutMs) {
+        throw new TimeoutError(
+          `learner ${id} made no progress in ${this.opts.requestTimeoutMs} ms (match index ${pr.match}); not promoted`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, this.tickMs));
+    }
   }
 
   /** Asks the leader to hand over to `target`. */
@@ -586,6 +951,10 @@ export class Coordinator extends EventEmitter implements ClientHandler {
       durableIndex: this.control.durableIndex,
       voters: [...s.conf.voters],
       learners: [...s.conf.learners],
+      votersOutgoing: [...s.conf.votersOutgoing],
+      snapshotIndex: this.snapshotOnDisk ? this.storage.snapshot().index : 0,
+      snapshotTerm: this.snapshotOnDisk ? this.storage.snapshot().term : 0,
+      firstIndex: this.storage.firstIndex(),
       peers: [...this.peers.values()].map((p) => {
         const ack = this.control.peerLastAckMs(p.slot);
         return {
@@ -613,6 +982,12 @@ export class Coordinator extends EventEmitter implements ClientHandler {
         ringSleeps: this.ringBuffers().reduce((sum, b) => sum + readRingStats(b).consumerSleeps, 0),
         proposals: this.proposalCount,
         elections: this.electionCount,
+        snapshotsSaved: this.snapshotsSaved,
+        snapshotsSent: this.snapshotsSent,
+        snapshotsInstalled: this.snapshotsInstalled,
+        snapshotBytesSent: this.snapshotBytesSent,
+        snapshotBytesResumed: this.snapshotBytesResumed,
+        compactions: this.compactions,
       },
     };
   }
@@ -650,9 +1025,12 @@ export class Coordinator extends EventEmitter implements ClientHandler {
   }
 
   private notLeader(detail?: string): NotLeaderError {
-    const lead = this.core.lead;
+    // During a transfer the hint is the node taking over: that is where the client goes next.
+    const transferee = this.core.role === Role.Leader ? this.core.status().leadTransferee : NO_NODE;
+    const lead =
+      transferee !== NO_NODE ? transferee : this.core.lead === this.opts.id ? NO_NODE : this.core.lead;
     if (lead === NO_NODE) return new NotLeaderError(null, null, detail);
-    const spec = this.opts.peers.find((p) => p.id === lead);
+    const spec = this.addresses.get(lead);
     return new NotLeaderError(lead, spec ? formatHostPort(spec) : null, detail);
   }
 
@@ -679,6 +1057,7 @@ export class Coordinator extends EventEmitter implements ClientHandler {
     if (this.stopped || this.fatal) return;
     if (this.proposals.length > 0) this.proposeBatch();
     while (this.core.hasReady()) this.handleReady(this.core.ready());
+    this.syncReplicators();
     // Publish every ring once per turn: frames staged outside a Ready (the messages that
     // waited for a durable write) must not wait for the next one.
     this.flushRings();
@@ -691,9 +1070,11 @@ export class Coordinator extends EventEmitter implements ClientHandler {
     for (const p of this.proposals) {
       const index = this.core.propose(p.data, p.type);
       if (index < 0) {
+        // During a leadership transfer writes fail fast, as not-leader (retryable: the
+        // client follows the new leader) rather than wait for the transfer.
         p.reject(
-          index === ProposalDropped.NotLeader
-            ? this.notLeader()
+          index === ProposalDropped.NotLeader || index === ProposalDropped.TransferInProgress
+            ? this.notLeader(dropReason(index))
             : new ProposalRejectedError(`proposal dropped: ${ProposalDropped[index] ?? index}`),
         );
         continue;
@@ -780,8 +1161,12 @@ export class Coordinator extends EventEmitter implements ClientHandler {
       this.core.step(m);
       return;
     }
-    const peer = this.peers.get(m.to);
-    if (!peer) return;
+    const peer = this.peers.get(m.to) ?? this.replicatorFor(m.to);
+    if (!peer || peer.closing) return;
+    if (m.type === MessageType.MsgSnap) {
+      this.sendSnapshot(peer, m);
+      return;
+    }
     const s = this.scratch;
     s.clear();
     const n = m.entries.length;
@@ -840,6 +1225,55 @@ export class Coordinator extends EventEmitter implements ClientHandler {
     peer.outbox.write(s.view());
   }
 
+  /**
+   * The core wants `peer` to get the snapshot: its replicator streams the latest one from
+   * disk on a connection of its own and reports back ('snapshot-sent'). When there is no
+   * snapshot on disk yet (only the founding configuration), one is taken first and the
+   * core is told this attempt failed, so it asks again with the new one.
+   */
+  private sendSnapshot(peer: Peer, m: Message): void {
+    const meta = m.snapshot;
+    if (!this.snapshotOnDisk || !meta || meta.index < 2) {
+      if (this.snapshotWaiters.length === 0) {
+        this.snapshot().catch((err: Error) =>
+          this.log.warn({ err: err.message }, 'snapshot for a follower failed'),
+        );
+      }
+      setImmediate(() => {
+        if (this.stopped || this.fatal) return;
+        this.core.reportSnapshot(peer.spec.id, false);
+        this.scheduleReady();
+      });
+      return;
+    }
+    this.log.info(
+      { peer: peer.spec.id, index: meta.index, term: meta.term },
+      'sending a snapshot to a follower',
+    );
+    peer.outbox.write(encodeSendSnapshotFrame(meta.index, this.core.term));
+  }
+
+  /**
+   * A snapshot from `leader` is installed in the store (the intake committed it): the core
+   * hears of it as the MsgSnap it stands for, and then loads it or, if it already has
+   * those entries, just learns they are committed.
+   */
+  private onSnapshotInstalled(meta: SnapshotMeta, leader: NodeId, leaderTerm: Term): void {
+    if (this.stopped || this.fatal) return;
+    this.snapshotOnDisk = true;
+    this.log.info({ index: meta.index, term: meta.term, leader }, "leader's snapshot received");
+    this.core.step(
+      message({
+        type: MessageType.MsgSnap,
+        from: leader,
+        to: this.opts.id,
+        term: leaderTerm,
+        snapshot: meta,
+      }),
+    );
+    this.scheduleReady();
+  }
+
   private onPeerMessage(frame: DecodedRaftMessageFrame): void {
     if (this.stopped || this.fatal) return;
     const m = frame.message;
@@ -856,11 +1290,9 @@ export class Coordinator extends EventEmitter implements ClientHandler {
   // ---------------------------------------------------------------- the log-writer
 
   private handleAppend(work: AppendWork): void {
-    if (work.snapshot) {
-      this.fail(new StorageError('installing a snapshot from the leader is not supported yet'));
-      return;
-    }
+    if (work.snapshot) this.resetWriterLog(work.snapshot.index, work.snapshot.term);
     const out = this.writerOutbox;
+    for (const e of work.entries) if (e.type === EntryType.ConfChange) this.learnAddressesFrom(e);
     const windowPos = this.window.position;
     this.forEachRun(work.entries, true, WriterFrame.Entries, 0, out);
     if (work.hardState) {
@@ -880,6 +1312,16 @@ export class Coordinator extends EventEmitter implements ClientHandler {
     writeU32(f, BARRIER_SEQ_OFFSET, seq);
     out.commit();
     this.pendingAppends.push({ seq, work, windowPos });
+  }
+
+  /** Asks the log-writer to drop the whole log: a snapshot at `(index, term)` replaces it. */
+  private resetWriterLog(index: Index, term: Term): void {
+    const f = this.writerOutbox.reserve(WRITER_RESET_FRAME_BYTES);
+    f.fill(0);
+    f[0] = WriterFrame.ResetLog;
+    writeU64(f, WRITER_INDEX_OFFSET, index);
+    writeU64(f, WRITER_TERM_OFFSET, term);
+    this.writerOutbox.commit();
   }
 
   /**
@@ -941,6 +1383,9 @@ export class Coordinator extends EventEmitter implements ClientHandler {
   ): void {
     const first = entries[from] as Entry;
     const last = entries[to - 1] as Entry;
+    if (kind === WriterFrame.Entries && out === this.writerOutbox) {
+      this.logBytesAppended += inWindow ? posDiff(endPos, startPos) : inlineBytes;
+    }
     const f = out.reserve(ENTRIES_HEADER_BYTES + (inWindow ? 0 : inlineBytes));
     writeEntriesHeader(f, 0, {
       kind,
@@ -1012,18 +1457,56 @@ export class Coordinator extends EventEmitter implements ClientHandler {
 
   private handleApply(work: ApplyWork): void {
     if (work.snapshot) {
-      this.fail(new StateMachineError('loading a snapshot is not supported yet'));
-      return;
+      // The leader's snapshot replaces the state: the fsm loads it from the store.
+      const { index, term } = work.snapshot;
+      this.lastSnapshot = { index, term };
+      this.logBytesAtSnapshot = this.logBytesAppended;
+      this.lastSnapshotAtMs = performance.now();
+      this.snapshotsInstalled++;
+      const json = utf8(JSON.stringify({ index, term }));
+      const f = this.fsmOutbox.reserve(FSM_EVENT_BODY_OFFSET + json.byteLength);
+      f.fill(0, 0, FSM_EVENT_BODY_OFFSET);
+      f[0] = FsmFrame.LoadSnapshot;
+      writeU32(f, FSM_EVENT_JSON_BYTES_OFFSET, json.byteLength);
+      f.set(json, FSM_EVENT_BODY_OFFSET);
+      this.fsmOutbox.commit();
+      this.fsmEvent(FsmEvent.ConfigurationCommitted, confArg(work.snapshot.conf));
     }
     const flags = this.waiters.size > 0 ? ENTRIES_FLAG_WANT_RESULTS : 0;
     this.forEachRun(work.entries, false, FsmFrame.Entries, flags, this.fsmOutbox);
+    const last = work.entries[work.entries.length - 1];
+    if (last) this.fsmHandedIndex = last.index;
+    else if (work.snapshot) this.fsmHandedIndex = work.snapshot.index;
     for (const e of work.entries) {
       if (e.type === EntryType.ConfChange) {
         const conf = this.core.configurationAt(e.index);
-        this.fsmEvent(FsmEvent.ConfigurationCommitted, {
-          voters: [...conf.voters],
-          learners: [...conf.learners],
-        });
+        this.fsmEvent(FsmEvent.ConfigurationCommitted, confArg(conf));
+        this.confCommitted(e, conf);
+      }
+    }
+  }
+
+  /** A configuration entry committed: settle the change waiting on it (or on leaving its joint phase). */
+  private confCommitted(e: Entry, conf: ConfState): void {
+    const w = this.confWaiters.get(e.index);
+    if (w) {
+      this.confWaiters.delete(e.index);
+      if (w.term !== e.term) {
+        w.reject(this.notLeader('the change was replaced by another leader before it committed'));
+      } else if (isJoint(conf)) {
+        w.joint = true;
+        this.confWaiters.set(e.index, w);
+      } else {
+        w.resolve(confValue(e.index, conf));
+      }
+      return;
+    }
+    if (isJoint(conf)) return;
+    // Leaving a joint configuration settles the change that entered it.
+    for (const [index, waiter] of this.confWaiters) {
+      if (waiter.joint && index < e.index) {
+        this.confWaiters.delete(index);
+        waiter.resolve(confValue(e.index, conf));
       }
     }
   }
@@ -1115,6 +1598,7 @@ export class Coordinator extends EventEmitter implements ClientHandler {
         if (f[1] === 1) {
           const { index, term } = answer as { index: Index; term: Term };
           this.log.info({ index, term }, 'snapshot taken');
+          this.onSnapshotSaved(index);
           waiter?.resolve({ index, term, fresh: true });
         } else {
           const record = answer as ErrorRecord;
@@ -1135,6 +1619,51 @@ export class Coordinator extends EventEmitter implements ClientHandler {
       }
     }
   };
+
+  /**
+   * A snapshot at `index` is on disk: it becomes the core's snapshot (what a follower
+   * that needs compacted entries is sent) and the log is compacted up to
+   * `index - compactionMarginEntries`, so a follower only slightly behind still catches
+   * up from the log.
+   */
+  private onSnapshotSaved(index: Index): void {
+    this.snapshotOnDisk = true;
+    this.snapshotsSaved++;
+    if (this.stopped || this.fatal || index <= this.storage.snapshot().index) return;
+    this.storage.createSnapshot(index, this.core.configurationAt(index));
+    const upTo = index - this.opts.compactionMarginEntries;
+    if (upTo < this.storage.firstIndex()) return;
+    this.storage.compact(upTo);
+    this.core.compacted(upTo);
+    this.compactions++;
+    const f = this.writerOutbox.reserve(WRITER_COMPACT_FRAME_BYTES);
+    f.fill(0);
+    f[0] = WriterFrame.Compact;
+    writeU64(f, WRITER_INDEX_OFFSET, upTo);
+    this.writerOutbox.commit();
+    this.writerOutbox.flush();
+  }
+
+  /**
+   * The snapshot triggers (braft's snapshot timer, plus the seed's "smart" rules): a
+   * snapshot is due every `snapshotIntervalS` if anything was applied, or sooner once
+   * the log grew by `snapshotLogBytes` or `snapshotLogEntries` since the last one, but
+   * never within `snapshotMinIntervalS` of it. One at a time.
+   */
+  private maybeSnapshot(nowMs: number): void {
+    if (this.snapshotWaiters.length > 0 || this.stateMachineError) return;
+    const o = this.opts;
+    const entries = this.appliedIndex - this.lastSnapshot.index;
+    if (entries <= 0) return;
+    const elapsedS = (nowMs - this.lastSnapshotAtMs) / 1000;
+    const due =
+      (o.snapshotIntervalS > 0 && elapsedS >= o.snapshotIntervalS) ||
+      (elapsedS >= o.snapshotMinIntervalS &&
+        ((o.snapshotLogEntries > 0 && entries >= o.snapshotLogEntries) ||
+          (o.snapshotLogBytes > 0 && this.logBytesAppended - this.logBytesAtSnapshot >= o.snapshotLogBytes)));
+    if (!due) return;
+    this.snapshot().catch((err: Error) => this.log.warn({ err: err.message }, 'scheduled snapshot failed'));
+  }
 
   private afterApplied(): void {
     if (this.stopped || this.fatal) return;
@@ -1173,6 +1702,7 @@ export class Coordinator extends EventEmitter implements ClientHandler {
       this.ticksDone++;
     }
     this.expireRequests();
+    this.maybeSnapshot(performance.now());
     this.scheduleReady();
   }
 
@@ -1195,6 +1725,15 @@ export class Coordinator extends EventEmitter implements ClientHandler {
       if (r.deadlineMs > now) break;
       this.reads.delete(ctx);
       r.reject(new TimeoutError(`read not answered in ${this.opts.requestTimeoutMs} ms`));
+    }
+    for (const [index, w] of this.confWaiters) {
+      if (w.deadlineMs > now) continue;
+      this.confWaiters.delete(index);
+      w.reject(
+        new TimeoutError(
+          `membership change at index ${index} not committed in ${this.opts.requestTimeoutMs} ms; its outcome is unknown`,
+        ),
+      );
     }
   }
 
@@ -1232,6 +1771,8 @@ export class Coordinator extends EventEmitter implements ClientHandler {
     for (const r of this.reads.values()) r.reject(err);
     this.reads.clear();
     for (const w of this.snapshotWaiters.splice(0)) w.reject(err);
+    for (const w of this.confWaiters.values()) w.reject(err);
+    this.confWaiters.clear();
   }
 
   /** Drains pending requests (up to `shutdownDrainMs`), then stops every thread and socket. */
@@ -1249,6 +1790,8 @@ export class Coordinator extends EventEmitter implements ClientHandler {
     this.rejectAll(new ShutdownError());
     if (this.tickTimer) clearInterval(this.tickTimer);
     await this.server?.close();
+    this.snapshotReceiver?.close();
+    this.snapshotSink?.close();
     const exits: Promise<void>[] = [];
     for (const p of this.peers.values()) {
       exits.push(closeWorker(p.worker, () => p.outbox.close()));
@@ -1259,6 +1802,27 @@ export class Coordinator extends EventEmitter implements ClientHandler {
     this.results.close();
     this.log.info({}, 'node stopped');
   }
+}
+
+/** The answer to a membership change: the configuration it produced. */
+function confValue(index: Index, conf: ConfState): Value {
+  return { index, voters: [...conf.voters], learners: [...conf.learners] };
+}
+
+/** What `onConfigurationCommitted` receives. */
+function confArg(conf: ConfState): { voters: NodeId[]; learners: NodeId[] } {
+  return { voters: [...conf.voters], learners: [...conf.learners] };
+}
+
+function describeConf(conf: ConfState): string {
+  const out = isJoint(conf) ? ` (joint with ${conf.votersOutgoing.join(',')})` : '';
+  return `voters ${conf.voters.join(',')}${out}, learners ${conf.learners.join(',') || 'none'}`;
+}
+
+function dropReason(d: ProposalDropped): string {
+  return d === ProposalDropped.TransferInProgress
+    ? 'a leadership transfer is in progress; retry at the new leader'
+    : 'this node is not the leader';
 }
 
 function roleCode(role: Role): number {

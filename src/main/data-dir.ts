@@ -56,30 +56,26 @@ export class DataDirLock {
 
 /**
  * The cluster a data directory belongs to, recorded on first start: the cluster id and
- * the founding voters. Until snapshots exist the founders' configuration is the log's
- * starting point, so a restart with a different `peers` list or cluster id would
- * silently build a different log: it is refused instead.
+ * the founding voters (none for a node that joined a running cluster). The founders are
+ * the log's starting point (the bootstrap configuration at index 1), so they come from
+ * this record on every later start, never from the `peers` option: after membership
+ * changes `peers` only supplies addresses. A different cluster id is refused.
  */
 export interface ClusterRecord {
   readonly clusterId: string;
   readonly voters: readonly string[];
 }
 
-/** Reads the record, or writes it on first start; throws on a mismatch naming the option. */
+/** Reads the record, or writes `want` on first start; returns the record in force. Throws on a cluster id mismatch. */
 export function checkClusterRecord(
   dataDir: string,
   want: ClusterRecord,
   onMismatch: (option: string, message: string) => Error,
-): void {
+): ClusterRecord {
   const file = dataDirPaths(dataDir).cluster;
   if (!fs.existsSync(file)) {
-    const tmp = `${file}.tmp`;
-    fs.writeFileSync(tmp, `${JSON.stringify(want)}\n`);
-    const fd = fs.openSync(tmp, 'r');
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fs.renameSync(tmp, file);
-    return;
+    writeFileAtomically(file, `${JSON.stringify(want)}\n`);
+    return want;
   }
   const have = JSON.parse(fs.readFileSync(file, 'utf8')) as ClusterRecord;
   if (have.clusterId !== want.clusterId) {
@@ -88,7 +84,39 @@ export function checkClusterRecord(
       `${dataDir} belongs to cluster '${have.clusterId}', not '${want.clusterId}'`,
     );
   }
-  const a = [...have.voters].sort().join(',');
-  const b = [...want.voters].sort().join(',');
-  if (a !== b) throw onMismatch('peers', `${dataDir} was created with voters ${a}, not ${b}`);
+  return have;
+}
+
+/** Replaces `file` with `text`: a temporary file, fsynced, renamed over it, then the directory fsynced. */
+export function writeFileAtomically(file: string, text: string): void {
+  const tmp = `${file}.tmp`;
+  fs.writeFileSync(tmp, text);
+  const fd = fs.openSync(tmp, 'r');
+  fs.fsyncSync(fd);
+  fs.closeSync(fd);
+  fs.renameSync(tmp, file);
+  const dir = fs.openSync(path.dirname(file), 'r');
+  fs.fsyncSync(dir);
+  fs.closeSync(dir);
+}
+
+/**
+ * Addresses of members this node learned after it started (nodes added to the cluster):
+ * `<dataDir>/addresses.json`, `{ id: "host:port" }`. A restart needs them to reach members
+ * its `peers` option does not list.
+ */
+export function readAddressBook(dataDir: string): Record<string, string> {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(dataDir, 'addresses.json'), 'utf8')) as Record<
+      string,
+      string
+    >;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw err;
+  }
+}
+
+export function writeAddressBook(dataDir: string, book: Record<string, string>): void {
+  writeFileAtomically(path.join(dataDir, 'addresses.json'), `${JSON.stringify(book)}\n`);
 }

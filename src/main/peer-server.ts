@@ -1,8 +1,8 @@
 /**
  * The inbound side of the node's transport: the TCP server on the node's listen address.
- * Every other node's `PeerLink` to us ends here, and so will client connections (a later
- * issue): the two are told apart by the role in the first frame's handshake, so one port
- * serves both.
+ * Every other node's `PeerLink` to us ends here, and so do client connections and a
+ * leader's snapshot streams: they are told apart by the role in the first frame's
+ * handshake, so one port serves all three.
  *
  * Per connection: a `FrameDecoder` expecting a handshake first; the handshake must name our
  * cluster (a node of another cluster is refused, DESIGN.md "On the wire") and is answered
@@ -74,6 +74,16 @@ export interface PeerServerOptions {
    * `close()`. Without this option client connections are refused.
    */
   readonly onClientConnection?: (socket: net.Socket, handshake: Handshake, decoder: FrameDecoder) => void;
+  /**
+   * Takes over a connection whose handshake has role snapshot (a leader streaming a
+   * snapshot to us, `src/main/snapshot-receiver.ts`), our cluster id and another node's
+   * id; our handshake answer has already been written. The hand-over works as for
+   * `onClientConnection`: attach a 'data' listener before returning, and drain `decoder`
+   * first, since the leader sends its Offer right behind its handshake. If it throws, the
+   * error is logged and the connection closed. Without this option snapshot streams are
+   * refused.
+   */
+  readonly onSnapshotConnection?: (socket: net.Socket, handshake: Handshake, decoder: FrameDecoder) => void;
 }
 
 /** Default `handshakeTimeoutMs`. */
@@ -336,6 +346,7 @@ export class PeerServer {
       handler(socket, hs, conn.decoder);
       return false;
     }
+    if (hs.role === HandshakeRole.Snapshot) return this.handOverSnapshot(conn, hs, listener);
     if (hs.nodeId === ours.nodeId) {
       return this.refuse(
         conn,
@@ -359,6 +370,46 @@ export class PeerServer {
     socket.write(this.handshakeBytes);
     this.logger.info({ remote, peer: hs.nodeId }, 'peer connected');
     return true;
+  }
+
+  /**
+   * Hands a snapshot stream (see `onSnapshotConnection`) over, or refuses it. It does not
+   * replace the peer's link in `peers`: the stream is a second connection beside it.
+   */
+  private handOverSnapshot(conn: Connection, hs: Handshake, listener: (chunk: Buffer) => void): false {
+    const { socket, remote } = conn;
+    const handler = this.options.onSnapshotConnection;
+    if (handler === undefined) {
+      return this.refuse(
+        conn,
+        `snapshot ${socket.remoteAddress}`,
+        { remote, peer: hs.nodeId },
+        'refused a snapshot stream: this server takes none',
+      );
+    }
+    if (hs.nodeId === this.options.nodeId) {
+      return this.refuse(
+        conn,
+        `self ${socket.remoteAddress}`,
+        { remote, nodeId: hs.nodeId },
+        'refused a snapshot stream that claims our own node id',
+      );
+    }
+    this.connectionsAccepted++;
+    socket.off('data', listener);
+    socket.write(this.handshakeBytes);
+    this.logger.info({ remote, peer: hs.nodeId }, 'snapshot stream from a leader');
+    try {
+      handler(socket, hs, conn.decoder);
+    } catch (error) {
+      this.protocolErrors++;
+      this.logger.warn(
+        { remote, peer: hs.nodeId, err: error },
+        'onSnapshotConnection threw; closing the connection',
+      );
+      socket.destroy();
+    }
+    return false;
   }
 
   private refuse(conn: Connection, key: string, fields: object, message: string): false {

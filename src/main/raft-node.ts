@@ -29,6 +29,14 @@ import type { Value } from './state-machine.js';
 export type { NodeStatus, ReadConsistency } from './coordinator.js';
 export type { RaftNodeOptions } from './options.js';
 
+/** A cluster configuration, as membership changes resolve with it. */
+export interface Configuration {
+  /** The index of the configuration entry. */
+  readonly index: number;
+  readonly voters: string[];
+  readonly learners: string[];
+}
+
 /** One running node. Make it with `RaftNode.start`. */
 export class RaftNode extends EventEmitter {
   private readonly coordinator: Coordinator;
@@ -60,12 +68,12 @@ export class RaftNode extends EventEmitter {
       pino({ level: opts.logLevel, base: { node: opts.id } }, pino.destination({ fd: 2, sync: false }));
     const lock = DataDirLock.acquire(opts.dataDir);
     try {
-      checkClusterRecord(
+      const record = checkClusterRecord(
         opts.dataDir,
-        { clusterId: opts.clusterId, voters: opts.peers.map((p) => p.id) },
+        { clusterId: opts.clusterId, voters: opts.join ? [] : opts.peers.map((p) => p.id) },
         (option, message) => new InvalidOptionError(option, message),
       );
-      const coordinator = new Coordinator(opts, log);
+      const coordinator = new Coordinator(opts, log, record.voters);
       await coordinator.start();
       return new RaftNode(coordinator, lock);
     } catch (err) {
@@ -127,10 +135,45 @@ export class RaftNode extends EventEmitter {
    * Saves a snapshot of the state machine as applied now, through its `onSnapshotSave`
    * (braft's `Node::snapshot`); resolves with `{ index, term, fresh }` (`fresh` false when
    * nothing was applied since the last one). A restart loads the latest snapshot and
-   * replays only the log after it. Log compaction comes with the next issue.
+   * replays only the log after it, and the log before it (less `compactionMarginEntries`)
+   * is deleted. Snapshots are also taken on their own (`snapshotIntervalS`,
+   * `snapshotLogBytes`, `snapshotLogEntries`).
    */
   snapshot(): Promise<{ index: number; term: number; fresh: boolean }> {
     return this.coordinator.snapshot() as Promise<{ index: number; term: number; fresh: boolean }>;
+  }
+
+  /**
+   * Adds `id`, listening at `address` (`host:port`), as a voter (braft's `add_peer`): it
+   * joins as a learner, catches up (by snapshot if the log was compacted), and only then
+   * is promoted, through joint consensus. Start the new node with `join: true` first.
+   * Resolves with the configuration `{ index, voters, learners }` once the promotion
+   * commits; NotLeaderError on a follower.
+   */
+  addPeer(id: string, address: string): Promise<Configuration> {
+    return this.coordinator.addPeer(id, address) as unknown as Promise<Configuration>;
+  }
+
+  /** Adds `id` at `address` as a learner: it receives the log but does not vote. */
+  addLearner(id: string, address: string): Promise<Configuration> {
+    return this.coordinator.addLearner(id, address) as unknown as Promise<Configuration>;
+  }
+
+  /**
+   * Removes voter or learner `id` (braft's `remove_peer`). A leader that removes itself
+   * steps down once the change commits, handing over to the most up-to-date voter.
+   */
+  removePeer(id: string): Promise<Configuration> {
+    return this.coordinator.removePeer(id) as unknown as Promise<Configuration>;
+  }
+
+  /**
+   * Moves to the voters `peers` (`id=host:port` each; braft's `change_peers`): new nodes
+   * join as learners and catch up first, then one joint-consensus change adds and
+   * removes voters together.
+   */
+  changePeers(peers: string[]): Promise<Configuration> {
+    return this.coordinator.changePeers(peers) as unknown as Promise<Configuration>;
   }
 
   /** Asks this leader to hand leadership to `target`. False if this node does not lead or `target` is no voter. */

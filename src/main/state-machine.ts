@@ -56,15 +56,19 @@ export interface ApplyIterator extends Iterable<ApplyIterator> {
 }
 
 /**
- * Where `onSnapshotSave` writes the state machine's files. Snapshots come in a later issue;
- * this will grow (adding files, the snapshot's meta).
+ * Where `onSnapshotSave` writes the state machine's files: any regular files (and
+ * subdirectories) under `dir`. The runtime then records their sizes and CRC32Cs in the
+ * snapshot's meta, syncs everything and renames the directory into place; until then the
+ * previous snapshot stays the latest.
  */
 export interface SnapshotWriter {
   /** The directory the state machine writes its snapshot files into. */
   readonly dir: string;
+  /** What the snapshot covers: the last applied entry it includes. */
+  readonly meta: { readonly index: number; readonly term: number };
 }
 
-/** Where `onSnapshotLoad` reads a snapshot from. Will grow with snapshots. */
+/** Where `onSnapshotLoad` reads a snapshot from (one saved here, or received from the leader). */
 export interface SnapshotReader {
   /** The directory holding the snapshot files the state machine wrote. */
   readonly dir: string;
@@ -113,8 +117,20 @@ export interface StateMachine {
    * must be answered with a result instead, since every replica refuses it alike.
    */
   onApply(iter: ApplyIterator): void | Promise<void>;
-  /** Writes a snapshot of the current state into `writer.dir`. */
-  onSnapshotSave?(writer: SnapshotWriter): void | Promise<void>;
+  /**
+   * Writes a snapshot of the current state into `writer.dir` (braft's `on_snapshot_save`).
+   * No entry is applied until this returns (or its promise settles), so the state seen
+   * here is exactly the state at `writer.meta.index`.
+   *
+   * To let applying go on while the files are written, capture a consistent view first
+   * (copy the data, or freeze a copy-on-write structure) and return a function: applying
+   * resumes at once, the runtime calls the function, and the snapshot is complete when
+   * the promise it returns settles (braft's `done->Run()` from another thread). The
+   * function must only touch the captured view, never the live state.
+   */
+  onSnapshotSave?(
+    writer: SnapshotWriter,
+  ): void | Promise<void | (() => Promise<void>)> | (() => Promise<void>);
   /** Replaces the whole state with the snapshot in `reader.dir`. */
   onSnapshotLoad?(reader: SnapshotReader): void | Promise<void>;
   /**

@@ -16,6 +16,11 @@ export enum ConfChangeType {
 export interface ConfChangeItem {
   readonly type: ConfChangeType;
   readonly id: NodeId;
+  /**
+   * Where the node listens (`host:port`), for the runtime: every member learns a new
+   * node's address from the entry that adds it. The core ignores it (etcd's `Context`).
+   */
+  readonly address?: string;
 }
 
 /** A proposed change. An empty `changes` list means "leave the joint configuration". */
@@ -89,33 +94,48 @@ export function applyConfChange(prev: ConfState, cc: ConfChange): ConfState {
 
 // Encoding of a ConfChange entry's payload:
 //
-//   +---------+------------------------------------------------------+
-//   | u8 n    | n × ( u8 type | u8 idLength | idLength bytes UTF-8 ) |
-//   +---------+------------------------------------------------------+
+//   +---------+------------------------------------------------------------------+
+//   | u8 n    | n × ( u8 type | u8 idLength | id UTF-8 | [u8 addrLength | addr] ) |
+//   +---------+------------------------------------------------------------------+
 //
 // n = 0 means "leave joint". One byte for the id length keeps ids short (<= 255 bytes).
+// The type's high bit (ADDRESS_FLAG) says an address follows the id.
 
 const utf8Encoder = new TextEncoder();
 // fatal: invalid UTF-8 is an error, not U+FFFD; ignoreBOM: a leading U+FEFF is part of the id.
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
+const ADDRESS_FLAG = 0x80;
+
 export function encodeConfChange(cc: ConfChange): Uint8Array {
   if (cc.changes.length > 255) throw new InvalidConfChangeError('at most 255 changes at once');
   const ids = cc.changes.map((c) => utf8Encoder.encode(c.id));
+  const addrs = cc.changes.map((c) => (c.address === undefined ? null : utf8Encoder.encode(c.address)));
   let len = 1;
-  for (const id of ids) {
+  ids.forEach((id, i) => {
     if (id.byteLength > 255) throw new InvalidConfChangeError('node id longer than 255 bytes');
     len += 2 + id.byteLength;
-  }
+    const addr = addrs[i];
+    if (addr) {
+      if (addr.byteLength > 255) throw new InvalidConfChangeError('address longer than 255 bytes');
+      len += 1 + addr.byteLength;
+    }
+  });
   const out = new Uint8Array(len);
   out[0] = cc.changes.length;
   let off = 1;
   cc.changes.forEach((c, i) => {
     const id = ids[i] as Uint8Array;
-    out[off++] = c.type;
+    const addr = addrs[i];
+    out[off++] = c.type | (addr ? ADDRESS_FLAG : 0);
     out[off++] = id.byteLength;
     out.set(id, off);
     off += id.byteLength;
+    if (addr) {
+      out[off++] = addr.byteLength;
+      out.set(addr, off);
+      off += addr.byteLength;
+    }
   });
   return out;
 }
@@ -127,7 +147,8 @@ export function decodeConfChange(buf: Uint8Array): ConfChange {
   let off = 1;
   for (let i = 0; i < n; i++) {
     if (off + 2 > buf.byteLength) throw new InvalidConfChangeError('conf change: truncated');
-    const type = buf[off++] as number;
+    const typeByte = buf[off++] as number;
+    const type = typeByte & ~ADDRESS_FLAG;
     const idLen = buf[off++] as number;
     if (off + idLen > buf.byteLength) throw new InvalidConfChangeError('conf change: truncated id');
     if (type < ConfChangeType.AddVoter || type > ConfChangeType.Remove) {
@@ -139,8 +160,22 @@ export function decodeConfChange(buf: Uint8Array): ConfChange {
     } catch {
       throw new InvalidConfChangeError('conf change: node id is not valid UTF-8');
     }
-    changes.push({ type, id });
     off += idLen;
+    if ((typeByte & ADDRESS_FLAG) === 0) {
+      changes.push({ type, id });
+      continue;
+    }
+    if (off + 1 > buf.byteLength) throw new InvalidConfChangeError('conf change: truncated address');
+    const addrLen = buf[off++] as number;
+    if (off + addrLen > buf.byteLength) throw new InvalidConfChangeError('conf change: truncated address');
+    let address: string;
+    try {
+      address = utf8Decoder.decode(buf.subarray(off, off + addrLen));
+    } catch {
+      throw new InvalidConfChangeError('conf change: address is not valid UTF-8');
+    }
+    off += addrLen;
+    changes.push({ type, id, address });
   }
   if (off !== buf.byteLength) throw new InvalidConfChangeError('conf change: trailing bytes');
   return { changes };

@@ -40,7 +40,14 @@ import {
 import { decodeValue, encodedValueBytes, encodeValue, type Value, ValueDecodeError } from './value-codec.js';
 
 /** The client protocol's enums, declared with their layouts in `protocol.ts`; re-exported so codec users need one import. */
+/** What a client request asks (wire numbers, never renumbered; layouts in `protocol.ts`). */
 export { ClientOp, ClientStatus, ReadConsistencyCode };
+
+/** The name of `op` for messages, e.g. `AddPeer`; the number itself for one that is not an op. */
+export function clientOpName(op: number): string {
+  const name = (ClientOp as Record<number, unknown>)[op];
+  return typeof name === 'string' ? name : String(op);
+}
 
 // ------------------------------------------------------------------ values
 
@@ -132,11 +139,21 @@ function wantsEmptyPayload(op: ClientOp): boolean {
 
 /** Ops whose payload is a non-empty UTF-8 string. */
 function wantsText(op: ClientOp): boolean {
-  return op === ClientOp.Transfer || op === ClientOp.AddPeer || op === ClientOp.RemovePeer;
+  return (
+    op === ClientOp.Transfer ||
+    op === ClientOp.AddPeer ||
+    op === ClientOp.AddLearner ||
+    op === ClientOp.RemovePeer
+  );
 }
 
+/** Every op's number (the enum object also maps numbers back to names: those keys are skipped). */
+const KNOWN_OPS: ReadonlySet<number> = new Set(
+  Object.values(ClientOp).filter((v): v is ClientOp => typeof v === 'number'),
+);
+
 function isKnownOp(op: number): op is ClientOp {
-  return op >= ClientOp.Apply && op <= ClientOp.Snapshot;
+  return KNOWN_OPS.has(op);
 }
 
 function checkRequestId(requestId: number): void {
@@ -198,13 +215,14 @@ export function encodeClientRequest(out: OutBuffer, req: ClientRequest): number 
   checkRequestId(requestId);
   const maxFlags = op === ClientOp.Read ? ReadConsistencyCode.Stale : 0;
   if (!Number.isInteger(flags) || flags < 0 || flags > maxFlags)
-    throw new RangeError(`flags ${flags} are not defined for op ${ClientOp[op]}`);
+    throw new RangeError(`flags ${flags} are not defined for op ${clientOpName(op)}`);
   const commands = op === ClientOp.ApplyBatch ? req.commands : undefined;
   if (commands !== undefined) return encodeBatch(out, requestId, commands);
   const payload = req.payload;
   if (wantsEmptyPayload(op) && payload.byteLength !== 0)
-    throw new RangeError(`op ${ClientOp[op]} carries no payload`);
-  if (wantsText(op) && payload.byteLength === 0) throw new RangeError(`op ${ClientOp[op]} needs a payload`);
+    throw new RangeError(`op ${clientOpName(op)} carries no payload`);
+  if (wantsText(op) && payload.byteLength === 0)
+    throw new RangeError(`op ${clientOpName(op)} needs a payload`);
   if (op === ClientOp.ApplyBatch && batchCount(payload) < 0)
     throw new RangeError('an ApplyBatch payload that is not a batch');
   const frameBytes = FRAME_HEADER_BYTES + CLIENT_REQUEST_FIXED_BYTES + payload.byteLength;
@@ -276,7 +294,7 @@ export function decodeClientRequest(body: Uint8Array): ClientRequest | ClientFra
   if (flags > maxFlags)
     return new ClientFrameError(
       'ERR_CLIENT_BAD_FLAGS',
-      `flags ${flags} are not defined for op ${ClientOp[op]}`,
+      `flags ${flags} are not defined for op ${clientOpName(op)}`,
     );
   if (readU16(body, CLIENT_REQUEST_RESERVED_OFFSET) !== 0)
     return new ClientFrameError('ERR_CLIENT_RESERVED', 'the reserved u16 of a request is not zero');
@@ -285,14 +303,17 @@ export function decodeClientRequest(body: Uint8Array): ClientRequest | ClientFra
     body.byteLength === CLIENT_REQUEST_FIXED_BYTES ? NO_BYTES : body.subarray(CLIENT_REQUEST_FIXED_BYTES);
   if (wantsEmptyPayload(op)) {
     if (payload.byteLength !== 0)
-      return new ClientFrameError('ERR_CLIENT_BAD_PAYLOAD', `op ${ClientOp[op]} carries no payload`);
+      return new ClientFrameError('ERR_CLIENT_BAD_PAYLOAD', `op ${clientOpName(op)} carries no payload`);
   } else if (wantsText(op)) {
     if (payload.byteLength === 0)
-      return new ClientFrameError('ERR_CLIENT_BAD_PAYLOAD', `op ${ClientOp[op]} needs a payload`);
+      return new ClientFrameError('ERR_CLIENT_BAD_PAYLOAD', `op ${clientOpName(op)} needs a payload`);
     try {
       utf8.decode(payload);
     } catch {
-      return new ClientFrameError('ERR_CLIENT_BAD_UTF8', `the payload of op ${ClientOp[op]} is not UTF-8`);
+      return new ClientFrameError(
+        'ERR_CLIENT_BAD_UTF8',
+        `the payload of op ${clientOpName(op)} is not UTF-8`,
+      );
     }
   } else if (op === ClientOp.ApplyBatch) {
     return decodeBatchRequest(payload, requestId);

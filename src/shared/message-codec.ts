@@ -132,8 +132,19 @@ export interface ClientResponseFrame {
 /** A received client frame. Its body is decoded by `client-codec.ts`, not here. */
 export type ClientFrame = ClientRequestFrame | ClientResponseFrame;
 
+/**
+ * A received snapshot-stream frame: its body, a view of the received bytes or a copy
+ * made to join a split frame, for `snapshot-stream-codec.ts`. SNAPSHOT_SEND is yielded
+ * only after a handshake with role snapshot; SNAPSHOT_REPLY only by a decoder built with
+ * `snapshotReplies: true` (the leader's side of the stream).
+ */
+export interface SnapshotStreamFrame {
+  readonly type: FrameType.SnapshotSend | FrameType.SnapshotReply;
+  readonly body: Uint8Array;
+}
+
 /** Any frame `FrameDecoder` yields. */
-export type Frame = HandshakeFrame | DecodedRaftMessageFrame | ClientFrame;
+export type Frame = HandshakeFrame | DecodedRaftMessageFrame | ClientFrame | SnapshotStreamFrame;
 
 // ------------------------------------------------------------------ errors
 
@@ -354,7 +365,8 @@ function handshakeFrameBytes(hs: Handshake): number {
   const clusterIdBytes = idBytes(hs.clusterId, 'cluster id');
   const nodeIdBytes = idBytes(hs.nodeId, 'node id');
   if (clusterIdBytes === 0) throw new RangeError('the cluster id is empty');
-  if (hs.role === HandshakeRole.Peer && nodeIdBytes === 0) throw new RangeError("a peer's node id is empty");
+  if (hs.role !== HandshakeRole.Client && nodeIdBytes === 0)
+    throw new RangeError("a peer's node id is empty");
   return FRAME_HEADER_BYTES + HANDSHAKE_MIN_BODY_BYTES + clusterIdBytes + nodeIdBytes;
 }
 
@@ -615,7 +627,8 @@ function decodeHandshake(body: Uint8Array, streamOffset: number): HandshakeFrame
   const nodeId = readId(body, pos, nodeIdBytes);
   if (nodeId === null)
     return handshakeError(streamOffset, 'ERR_FRAME_BAD_UTF8', 'node id is not valid UTF-8');
-  if (role === HandshakeRole.Peer && nodeIdBytes === 0)
+  // Only a client may be anonymous: a peer and a snapshot stream say which node speaks.
+  if (role !== HandshakeRole.Client && nodeIdBytes === 0)
     return handshakeError(streamOffset, 'ERR_FRAME_BAD_ID', 'empty peer node id');
   pos += nodeIdBytes;
   if (pos !== end)
@@ -792,6 +805,13 @@ export interface FrameDecoderOptions {
    * refuses the others, so peer and client frames never mix on one connection.
    */
   readonly clientResponses?: boolean;
+  /**
+   * This decoder reads a follower's answers on a snapshot stream: after the handshake it
+   * yields SNAPSHOT_REPLY frames and refuses every other type. Default false (a decoder
+   * on the accepting side learns of a snapshot stream from the handshake's role, and
+   * then yields SNAPSHOT_SEND frames only).
+   */
+  readonly snapshotReplies?: boolean;
 }
 
 /**
@@ -838,7 +858,12 @@ export class FrameDecoder {
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     this.maxEntryPayloadBytes = options.maxEntryPayloadBytes ?? DEFAULT_MAX_ENTRY_PAYLOAD_BYTES;
     this.expectHandshake = options.expectHandshake ?? true;
-    this.carries = options.clientResponses === true ? FrameType.ClientResponse : FrameType.RaftMessage;
+    this.carries =
+      options.clientResponses === true
+        ? FrameType.ClientResponse
+        : options.snapshotReplies === true
+          ? FrameType.SnapshotReply
+          : FrameType.RaftMessage;
     if (
       !Number.isInteger(this.maxEntryPayloadBytes) ||
       this.maxEntryPayloadBytes < 0 ||
@@ -901,15 +926,20 @@ export class FrameDecoder {
     if (this.pendingType === FrameType.Handshake) frame = decodeHandshake(body, this.pendingStreamOffset);
     else if (this.pendingType === FrameType.RaftMessage)
       frame = decodeRaftMessage(body, this.pendingStreamOffset, this.maxEntryPayloadBytes);
-    // checkHeader let through only the client frame type this connection carries; its
-    // body is decoded by client-codec.ts, which refuses bad bytes the same way.
+    // checkHeader let through only the one frame type this connection carries; a client
+    // body is decoded by client-codec.ts, a snapshot-stream body by
+    // snapshot-stream-codec.ts, each refusing bad bytes the same way.
     else if (this.pendingType === FrameType.ClientRequest) frame = { type: FrameType.ClientRequest, body };
-    else frame = { type: FrameType.ClientResponse, body };
+    else if (this.pendingType === FrameType.ClientResponse) frame = { type: FrameType.ClientResponse, body };
+    else if (this.pendingType === FrameType.SnapshotSend) frame = { type: FrameType.SnapshotSend, body };
+    else frame = { type: FrameType.SnapshotReply, body };
     if (frame instanceof FrameError) return this.fail(frame);
     if (frame.type === FrameType.Handshake) {
       this.handshakeSeen = true;
       // A client announced itself: requests follow, and no Raft message may.
       if (frame.handshake.role === HandshakeRole.Client) this.carries = FrameType.ClientRequest;
+      // A leader opened a snapshot stream: only its snapshot frames follow.
+      else if (frame.handshake.role === HandshakeRole.Snapshot) this.carries = FrameType.SnapshotSend;
     }
     this.frameCount++;
     return frame;
@@ -954,7 +984,9 @@ export class FrameDecoder {
     if (
       type === FrameType.RaftMessage ||
       type === FrameType.ClientRequest ||
-      type === FrameType.ClientResponse
+      type === FrameType.ClientResponse ||
+      type === FrameType.SnapshotSend ||
+      type === FrameType.SnapshotReply
     ) {
       return new FrameError(
         'ERR_FRAME_UNSUPPORTED_TYPE',

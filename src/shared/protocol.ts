@@ -20,8 +20,8 @@
  *
  * The ring's own header and framing are drawn in `ring.ts` (it is one generic structure);
  * what travels inside the rings, the control block and the log window are declared below.
- * `raft_meta` is laid out in `src/workers/log-writer/meta-store.ts`; the snapshot meta
- * file comes with the snapshot issue.
+ * `raft_meta` is laid out in `src/workers/log-writer/meta-store.ts`, the snapshot meta
+ * file in `src/workers/fsm/snapshot-store.ts`.
  */
 
 import { EntryType } from '../raft/types.js';
@@ -177,10 +177,13 @@ export enum FrameType {
   Handshake = 1,
   /** One Raft message between peers (`src/raft/messages.ts`), entries as stored records. */
   RaftMessage = 2,
-  /** RESERVED for the snapshot-streaming issue: one chunk of an InstallSnapshot transfer. Not implemented. */
-  SnapshotChunk = 3,
-  /** RESERVED for the snapshot-streaming issue: the receiver's acknowledgement of chunks. Not implemented. */
-  SnapshotChunkAck = 4,
+  /**
+   * Leader to follower on a snapshot stream (a connection whose handshake has role
+   * snapshot): Offer, Chunk or Done ("snapshot stream" below).
+   */
+  SnapshotSend = 3,
+  /** Follower to leader on a snapshot stream: Resume, Refuse, Installed or Failed ("snapshot stream" below). */
+  SnapshotReply = 4,
   /**
    * A `RaftClient`'s request, carrying a request id so that many are in flight on one
    * connection ("client frames" below). Only on a connection whose handshake has role client.
@@ -190,11 +193,12 @@ export enum FrameType {
   ClientResponse = 17,
 }
 
-/** Frame types whose codes are taken but whose bodies are not defined yet. A decoder refuses them. */
-export const RESERVED_FRAME_TYPES: readonly FrameType[] = [
-  FrameType.SnapshotChunk,
-  FrameType.SnapshotChunkAck,
-];
+/**
+ * Frame types whose codes are taken but whose bodies are not defined yet. A decoder
+ * refuses them. None at present (3 and 4 were held for the snapshot stream, which now
+ * defines them); kept so that a future reservation has its place.
+ */
+export const RESERVED_FRAME_TYPES: readonly FrameType[] = [];
 
 // ================================================================== HANDSHAKE body
 //
@@ -208,10 +212,12 @@ export const RESERVED_FRAME_TYPES: readonly FrameType[] = [
 //   probe, another cluster software) is recognised and refused at once.
 // - version: `PROTOCOL_VERSION`. A receiver refuses any other: both sides of a cluster run
 //   the same release, and a clear refusal beats a misread frame.
-// - role: peer (a Raft node's replicator) or client (a `RaftClient`): a connection to the
-//   wrong port is refused instead of being fed frames it does not expect.
+// - role: peer (a Raft node's replicator), client (a `RaftClient`) or snapshot (a leader's
+//   replicator streaming a snapshot, "snapshot stream" below): a connection to the wrong
+//   port is refused instead of being fed frames it does not expect.
 // - clusterId: a peer from another cluster is refused (DESIGN.md, "On the wire"). Not empty.
-// - nodeId: who is speaking. Not empty for a peer; a client may leave it empty.
+// - nodeId: who is speaking. Not empty for a peer or a snapshot stream; a client may
+//   leave it empty.
 //
 // The connecting side sends its handshake first; the accepting side checks it and answers
 // with its own, so both sides check the cluster id. On a mismatch the checking side
@@ -240,6 +246,11 @@ export enum HandshakeRole {
   Peer = 1,
   /** A `RaftClient`: CLIENT_REQUEST frames follow (see "client frames" below). */
   Client = 2,
+  /**
+   * A leader streaming a snapshot to this node on a connection of its own: SNAPSHOT_SEND
+   * frames follow, SNAPSHOT_REPLY frames answer ("snapshot stream" below).
+   */
+  Snapshot = 3,
 }
 
 // ================================================================== RAFT_MESSAGE body
@@ -347,6 +358,167 @@ export const MAX_CONF_IDS = 0xffff;
  * `maxFrameBytes` must be at least this plus one largest record.
  */
 export const RAFT_MESSAGE_MAX_OVERHEAD_BYTES = FRAME_HEADER_BYTES + MESSAGE_FIXED_BYTES + 2 * MAX_ID_BYTES;
+
+// ================================================================== snapshot stream
+//
+// Raft's InstallSnapshot, braft's chunked copy: a follower behind the leader's
+// compacted log receives the leader's snapshot files. They travel on a connection of
+// their own, opened by the leader's replicator to the follower's listen address with a
+// HANDSHAKE of role snapshot, so that heartbeats and AppendEntries keep flowing on the
+// peer link during a transfer of many seconds and the follower starts no election. The
+// follower answers with its own handshake (role peer, its node id), which the leader
+// checks names the node it meant. Then the leader sends only SNAPSHOT_SEND frames and
+// the follower only SNAPSHOT_REPLY frames (`FrameDecoder` refuses anything else):
+//
+//   leader                                        follower
+//   Offer {leaderTerm, meta file}      ──►        opens (or reopens) the receive directory
+//                                      ◄──        Resume {maxChunkBytes, bytes held per file}
+//                                                 or Refuse {reason, latestIndex, message}
+//   Chunk {file, offset, data}  × N    ──►        written in order; a gap is refused
+//   Done                               ──►        every CRC32C checked, published atomically
+//                                      ◄──        Installed {index, term} or Failed {reason, message}
+//
+// Resuming: the follower's store keeps what it received across connections and restarts,
+// keyed by the meta's index and CRC. After a cut the leader reconnects, offers the same
+// meta, and the Resume tells it where each file continues; a file already whole is
+// skipped. So a cut costs at most the bytes that were in flight, not the transfer.
+//
+// Every body starts with its kind byte; numbers sit at 4- or 8-aligned offsets after it.
+//
+// SNAPSHOT_SEND bodies (leader → follower):
+//
+//   Offer   0      1          8             16
+//           +------+----------+-------------+------------------------------------------
+//           | 1    | 7 × 0    | leaderTerm  | the snapshot's meta file, exactly as stored
+//           | u8   |          | u64         | (snapshot-store.ts), to the end of the body
+//           +------+----------+-------------+------------------------------------------
+//   Chunk   0      1          4             8             16
+//           +------+----------+-------------+-------------+-----------------------------
+//           | 2    | 3 × 0    | fileIndex   | offsetBytes | data, to the end of the body
+//           | u8   |          | u32         | u64         | (at most Resume.maxChunkBytes)
+//           +------+----------+-------------+-------------+-----------------------------
+//   Done    0      1          8
+//           | 3    | 7 × 0    |      no more chunks: verify and publish
+//
+// - leaderTerm: the term in which the leader sends; the follower's node may refuse a
+//   leader it knows to be deposed.
+// - meta: carries the snapshot's index, term, configuration and every file's name, size
+//   and CRC32C, itself CRC-checked: the follower learns from it what to expect and how
+//   to verify it, and names its receive directory after it.
+// - fileIndex: the file's position in the meta's (sorted) file list, not its name: the
+//   name was sent once, in the meta.
+// - offsetBytes: where `data` goes in that file. It may not leave a gap after what the
+//   follower holds; it may overlap it (a resent chunk), and the overlap is skipped.
+//
+// SNAPSHOT_REPLY bodies (follower → leader):
+//
+//   Resume     0      1          4             8               12         16
+//              +------+----------+-------------+---------------+----------+-----------------
+//              | 1    | 3 × 0    | fileCount   | maxChunkBytes | 0 u32    | fileCount × u64:
+//              | u8   |          | u32         | u32           |          | bytes held per file
+//              +------+----------+-------------+---------------+----------+-----------------
+//   Refuse     0      1          2          8             16
+//              | 2    | reason u8| 6 × 0    | latestIndex | UTF-8 message, to the end
+//   Installed  0      1          8          16
+//              | 3    | 7 × 0    | index u64| term u64
+//   Failed     0      1          2          8
+//              | 4    | reason u8| 6 × 0    | UTF-8 message, to the end
+//
+// - fileCount: must equal the meta's file count and the bytes present (checked before
+//   anything is allocated from it); the held bytes are in the meta's file order.
+// - maxChunkBytes: the largest `data` this follower accepts in one Chunk: what its frame
+//   limit leaves after the headers, or less. The leader sends no larger chunk.
+// - Refuse.reason (`SnapshotRefuseReason`): stale means the follower already has this
+//   snapshot or a newer one (latestIndex says which), and the leader counts the
+//   transfer as done; the others end the transfer as failed.
+// - Failed.reason (`SnapshotFailReason`): the transfer may be retried: a file that failed
+//   its CRC was reset, so a new Offer resends just that file.
+// - messages: for logs only, at most `SNAPSHOT_STREAM_MAX_MESSAGE_BYTES`.
+
+/** What a SNAPSHOT_SEND body carries: its first byte. Part of the wire format: never renumber. */
+export enum SnapshotSendKind {
+  /** The meta file and the leader's term: the first message of a stream. */
+  Offer = 1,
+  /** Bytes of one file at an offset. */
+  Chunk = 2,
+  /** Every chunk was sent: verify and publish. */
+  Done = 3,
+}
+
+/** What a SNAPSHOT_REPLY body carries: its first byte. Part of the wire format: never renumber. */
+export enum SnapshotReplyKind {
+  /** The offer is accepted; here is what the follower already holds. */
+  Resume = 1,
+  /** The offer is not accepted (`SnapshotRefuseReason`). */
+  Refuse = 2,
+  /** The snapshot was verified and published. */
+  Installed = 3,
+  /** The transfer failed after it was accepted (`SnapshotFailReason`). */
+  Failed = 4,
+}
+
+/** Why a follower refuses an Offer. Part of the wire format: never renumber. */
+export enum SnapshotRefuseReason {
+  /** It already has this snapshot or a newer one: nothing to send, the transfer is done. */
+  Stale = 1,
+  /** The meta is damaged or names files this node cannot store. */
+  Invalid = 2,
+  /** The node does not take a snapshot from this leader (e.g. its term is older). */
+  Rejected = 3,
+  /** A local failure (disk, state machine thread) prevented starting. */
+  Error = 4,
+}
+
+/** Why an accepted transfer failed. Part of the wire format: never renumber. */
+export enum SnapshotFailReason {
+  /** A file did not match its size or CRC32C; it was reset, so a retry resends it. */
+  Corrupt = 1,
+  /** The leader broke the stream's rules (a gap, an unknown file, a chunk too long). */
+  Protocol = 2,
+  /** A local failure (disk, state machine thread). */
+  Error = 3,
+}
+
+/** Offset of the kind byte in every SNAPSHOT_SEND and SNAPSHOT_REPLY body. */
+export const SNAPSHOT_STREAM_KIND_OFFSET = 0;
+/** Offset of Offer's `leaderTerm` (u64). */
+export const SNAPSHOT_OFFER_TERM_OFFSET = 8;
+/** Offset of Offer's meta bytes. */
+export const SNAPSHOT_OFFER_META_OFFSET = 16;
+/** Offset of Chunk's `fileIndex` (u32). */
+export const SNAPSHOT_CHUNK_FILE_OFFSET = 4;
+/** Offset of Chunk's `offsetBytes` (u64). */
+export const SNAPSHOT_CHUNK_OFFSET_OFFSET = 8;
+/** Offset of Chunk's data. */
+export const SNAPSHOT_CHUNK_DATA_OFFSET = 16;
+/** Size of a Done body. */
+export const SNAPSHOT_DONE_BODY_BYTES = 8;
+/** Offset of Resume's `fileCount` (u32). */
+export const SNAPSHOT_RESUME_FILE_COUNT_OFFSET = 4;
+/** Offset of Resume's `maxChunkBytes` (u32). */
+export const SNAPSHOT_RESUME_MAX_CHUNK_OFFSET = 8;
+/** Offset of Resume's held bytes, one u64 per file. */
+export const SNAPSHOT_RESUME_HELD_OFFSET = 16;
+/** Offset of the reason byte of Refuse and Failed. */
+export const SNAPSHOT_REASON_OFFSET = 1;
+/** Offset of Refuse's `latestIndex` (u64). */
+export const SNAPSHOT_REFUSE_LATEST_OFFSET = 8;
+/** Offset of Refuse's message. */
+export const SNAPSHOT_REFUSE_MESSAGE_OFFSET = 16;
+/** Offset of Installed's `index` (u64). */
+export const SNAPSHOT_INSTALLED_INDEX_OFFSET = 8;
+/** Offset of Installed's `term` (u64). */
+export const SNAPSHOT_INSTALLED_TERM_OFFSET = 16;
+/** Size of an Installed body. */
+export const SNAPSHOT_INSTALLED_BODY_BYTES = 24;
+/** Offset of Failed's message. */
+export const SNAPSHOT_FAILED_MESSAGE_OFFSET = 8;
+/** Longest message a Refuse or Failed carries; encoders cut longer ones, decoders refuse them. */
+export const SNAPSHOT_STREAM_MAX_MESSAGE_BYTES = 2048;
+/** Bytes a Chunk frame adds around its data: frame header and Chunk's fixed part. */
+export const SNAPSHOT_CHUNK_FRAME_OVERHEAD_BYTES = FRAME_HEADER_BYTES + SNAPSHOT_CHUNK_DATA_OFFSET;
+/** Default bytes of data per Chunk: big enough that per-frame costs vanish, small enough to pace. */
+export const DEFAULT_SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
 
 // ==================================================================================
 // Between the threads of one node (DESIGN.md, "Crossing threads")
@@ -500,7 +672,22 @@ export enum WriterFrame {
    * barriers it finds ready (group commit).
    */
   Barrier = 3,
+  /**
+   * `[kind u8][0 x7][index u64]`: log compaction after a snapshot: delete the segments
+   * whose every entry is at or below `index`.
+   */
+  Compact = 4,
+  /**
+   * `[kind u8][0 x7][index u64][term u64]`: a snapshot from the leader at `(index, term)`
+   * replaces the whole log: delete every segment; the next append starts after `index`.
+   * Durable (directory synced) before the barrier that follows it is published.
+   */
+  ResetLog = 5,
 }
+export const WRITER_INDEX_OFFSET = 8;
+export const WRITER_TERM_OFFSET = 16;
+export const WRITER_COMPACT_FRAME_BYTES = 16;
+export const WRITER_RESET_FRAME_BYTES = 24;
 export const HARD_STATE_TERM_OFFSET = 4;
 export const HARD_STATE_VOTE_OFFSET = 12;
 export const BARRIER_SEQ_OFFSET = 4;
@@ -524,6 +711,11 @@ export enum FsmFrame {
    * state as applied up to `index` (every Entries frame before this one). Rare, so JSON.
    */
   Snapshot = 4,
+  /**
+   * `[kind u8][0 x3][jsonBytes u32][JSON { index, term }]`: the leader's snapshot at
+   * `index` was installed in the store: load it (`onSnapshotLoad`), replacing the state.
+   */
+  LoadSnapshot = 5,
 }
 export const FSM_QUERY_ID_OFFSET = 4;
 export const FSM_QUERY_BODY_OFFSET = 8;
@@ -588,7 +780,23 @@ export enum ReplicatorFrame {
    * records cannot all be read: Raft resends.
    */
   SegmentMessage = 3,
+  /**
+   * `[kind u8][0 x7][snapshotIndex u64][leaderTerm u64]`: stream the snapshot at
+   * `snapshotIndex` to this peer ("snapshot stream" above), on a connection of its own;
+   * if a newer snapshot has replaced it, the newest instead. `leaderTerm` is the term in
+   * which the coordinator leads: the stream stops if the node's term or role changes.
+   * The same (index, term) again leaves a running transfer alone; any other replaces it.
+   * The replicator posts `{ type: 'snapshot-sent', ... }` when a transfer ends (a replaced
+   * one posts nothing: its replacement will). Encoded by `encodeSendSnapshotFrame`.
+   */
+  SendSnapshot = 4,
 }
+/** Offset of SendSnapshot's `snapshotIndex` (u64). */
+export const REPLICATOR_SNAPSHOT_INDEX_OFFSET = 8;
+/** Offset of SendSnapshot's `leaderTerm` (u64). */
+export const REPLICATOR_SNAPSHOT_TERM_OFFSET = 16;
+/** Size of a SendSnapshot frame. */
+export const REPLICATOR_SEND_SNAPSHOT_FRAME_BYTES = 24;
 export const REPLICATOR_SEGMENT_LO_OFFSET = 8;
 export const REPLICATOR_SEGMENT_HI_OFFSET = 16;
 export const REPLICATOR_SEGMENT_LAST_TERM_OFFSET = 24;
@@ -680,6 +888,8 @@ export enum ClientOp {
   RemovePeer = 7,
   /** Take a snapshot now. */
   Snapshot = 8,
+  /** Add the learner `id=host:port` named in the payload: it receives the log but does not vote. */
+  AddLearner = 9,
 }
 
 /** A Read request's `flags`: how fresh the answer must be. Part of the wire format. */

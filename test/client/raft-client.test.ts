@@ -165,6 +165,9 @@ function echo(req: ClientRequest): Reply {
       ok: true,
       value: { flags: req.flags, query: decodeValue(req.payload, 0, req.payload.byteLength) },
     };
+  if (req.op === ClientOp.AddPeer || req.op === ClientOp.AddLearner || req.op === ClientOp.RemovePeer)
+    // What a leader answers a membership change with: a configuration (here, saying what came).
+    return { ok: true, value: { index: req.op, voters: [untext.decode(req.payload)], learners: [] } };
   return { ok: true, value: { op: req.op, payload: untext.decode(req.payload) } };
 }
 
@@ -205,10 +208,16 @@ describe('RaftClient', () => {
     assert.deepEqual(await c.status(), { op: ClientOp.Status, payload: '' });
     assert.deepEqual(await c.transfer('n2'), { op: ClientOp.Transfer, payload: 'n2' });
     assert.deepEqual(await c.addPeer('n4=127.0.0.1:7004'), {
-      op: ClientOp.AddPeer,
-      payload: 'n4=127.0.0.1:7004',
+      index: ClientOp.AddPeer,
+      voters: ['n4=127.0.0.1:7004'],
+      learners: [],
     });
-    assert.deepEqual(await c.removePeer('n4'), { op: ClientOp.RemovePeer, payload: 'n4' });
+    assert.deepEqual(await c.addLearner('n5=127.0.0.1:7005'), {
+      index: ClientOp.AddLearner,
+      voters: ['n5=127.0.0.1:7005'],
+      learners: [],
+    });
+    assert.deepEqual(await c.removePeer('n4'), { index: ClientOp.RemovePeer, voters: ['n4'], learners: [] });
     assert.deepEqual(await c.snapshot(), { op: ClientOp.Snapshot, payload: '' });
     assert.deepEqual(await c.statusOf(node.address), { op: ClientOp.Status, payload: '' });
     await assert.rejects(c.transfer(''), RangeError);

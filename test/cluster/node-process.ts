@@ -4,10 +4,11 @@
  *
  * argv[2] is the JSON of the RaftNodeOptions. Requests from the parent:
  *   { id, op: 'status' } | { id, op: 'read', query, consistency } | { id, op: 'apply', command }
- *   { id, op: 'write', prefix, from, count, window }  (pipelined applies run here, in the
+ *   { id, op: 'write', prefix, from, count, window, pad? }  (pipelined applies run here, in the
  *     node's process, so IPC does not limit them; answers the indexes acknowledged)
  *   { id, op: 'bench', seconds, window, payloadBytes }  (throughput and latency percentiles)
- *   { id, op: 'shutdown' }
+ *   { id, op: 'snapshot' } | { id, op: 'addPeer' | 'addLearner', peer, address }
+ *   { id, op: 'removePeer', peer } | { id, op: 'transfer', peer } | { id, op: 'shutdown' }
  */
 
 import hdr from 'hdr-histogram-js';
@@ -34,6 +35,7 @@ async function write(
   from: number,
   count: number,
   window: number,
+  pad: number,
 ): Promise<object> {
   const acked: number[] = [];
   // Acknowledgements stream to the parent as they happen, so a test that SIGKILLs this
@@ -52,7 +54,7 @@ async function write(
     while (next < end) {
       const i = next++;
       try {
-        await node.apply(encoder.encode(`${prefix}${i}`));
+        await node.apply(encoder.encode(`${prefix}${i}`.padEnd(pad, '.')));
         acked.push(i);
         unsent.push(i);
       } catch (err) {
@@ -134,7 +136,23 @@ async function main(): Promise<void> {
             req.from as number,
             req.count as number,
             req.window as number,
+            (req.pad as number | undefined) ?? 0,
           );
+          break;
+        case 'snapshot':
+          result = await node.snapshot();
+          break;
+        case 'addPeer':
+          result = await node.addPeer(req.peer as string, req.address as string);
+          break;
+        case 'addLearner':
+          result = await node.addLearner(req.peer as string, req.address as string);
+          break;
+        case 'removePeer':
+          result = await node.removePeer(req.peer as string);
+          break;
+        case 'transfer':
+          result = node.transferLeadership(req.peer as string);
           break;
         case 'bench':
           result = await bench(node, req.seconds as number, req.window as number, req.payloadBytes as number);

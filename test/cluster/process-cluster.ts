@@ -21,6 +21,8 @@ interface Member {
   readonly dataDir: string;
   child: ChildProcess | null;
   nextReq: number;
+  /** Options for this member only (e.g. `join` for a node added later). */
+  extra: Record<string, unknown>;
   readonly pending: Map<
     number,
     { resolve: (v: unknown) => void; reject: (e: Error) => void; onAcked?: (indexes: number[]) => void }
@@ -69,6 +71,7 @@ export class ProcessCluster {
         child: null,
         nextReq: 1,
         pending: new Map(),
+        extra: {},
       });
     }
     c.peers = [...c.members.values()].map((m) => `${m.id}=127.0.0.1:${m.port}`);
@@ -93,13 +96,14 @@ export class ProcessCluster {
       id,
       dataDir: m.dataDir,
       listen: `127.0.0.1:${m.port}`,
-      peers: this.peers,
+      peers: m.extra.join ? [...this.peers, `${id}=127.0.0.1:${m.port}`] : this.peers,
       stateMachine: this.opts.stateMachine,
       electionTimeoutMs: this.opts.electionTimeoutMs,
       heartbeatIntervalMs: this.opts.heartbeatIntervalMs,
       sync: this.opts.sync,
       logLevel: this.opts.logLevel,
       ...this.opts.extra,
+      ...m.extra,
     };
     const child = fork(NODE_SCRIPT, [JSON.stringify(options)], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -135,6 +139,31 @@ export class ProcessCluster {
         if (m.child === child) m.child = null;
       });
     });
+  }
+
+  /**
+   * Starts a new node `id` that joins the running cluster (`join: true`): it starts empty
+   * and waits to be added. Returns its `host:port`; the caller adds it with addPeer.
+   */
+  async addMember(id: string, extra: Record<string, unknown> = {}): Promise<string> {
+    if (this.members.has(id)) throw new Error(`member ${id} exists`);
+    const port = await freePort();
+    this.members.set(id, {
+      id,
+      port,
+      dataDir: path.join(this.root, id),
+      child: null,
+      nextReq: 1,
+      pending: new Map(),
+      extra: { join: true, ...extra },
+    });
+    await this.startMember(id);
+    return `127.0.0.1:${port}`;
+  }
+
+  /** `host:port` of a member's peer and client port. */
+  address(id: string): string {
+    return `127.0.0.1:${this.member(id).port}`;
   }
 
   /** Sends a request to a member's process. */

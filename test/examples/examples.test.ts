@@ -103,7 +103,7 @@ describe('counter', () => {
     try {
       const sm = new Counter();
       await applyAll(new ApplyRunner(sm), [text('set 41'), text('inc')]);
-      sm.onSnapshotSave({ dir });
+      sm.onSnapshotSave({ dir, meta: { index: 3, term: 1 } });
       const restored = new Counter();
       restored.onSnapshotLoad({ dir, meta: { index: 3, term: 1 } });
       assert.equal(restored.query('get'), 42);

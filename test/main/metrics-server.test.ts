@@ -164,6 +164,10 @@ function leaderStatus(): NodeStatus {
     durableIndex: 99,
     voters: ['n1', 'n2', ODD_PEER],
     learners: [],
+    votersOutgoing: [],
+    snapshotIndex: 50,
+    snapshotTerm: 6,
+    firstIndex: 41,
     peers: [
       { id: 'n2', address: '127.0.0.1:7002', connected: true, matchIndex: 90, lastAckAgoMs: 250 },
       { id: ODD_PEER, address: '127.0.0.1:7003', connected: false, matchIndex: 40, lastAckAgoMs: null },

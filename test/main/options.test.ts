@@ -71,6 +71,15 @@ describe('resolveOptions', () => {
       shutdownDrainMs: 2000,
       maxAppendBytes: 1024 * 1024,
       maxInflightAppends: 256,
+      join: false,
+      snapshotIntervalS: 3600,
+      snapshotLogBytes: 128 * 1024 * 1024,
+      snapshotLogEntries: 500_000,
+      snapshotMinIntervalS: 5,
+      compactionMarginEntries: 10_000,
+      snapshotChunkBytes: 1024 * 1024,
+      snapshotBytesPerSecond: 128 * 1024 * 1024,
+      promoteMarginEntries: 1000,
       logLevel: 'info',
     });
   });
@@ -253,6 +262,16 @@ describe('resolveOptions', () => {
       ['maxInflightAppends', '8'],
       ['clusterId', ''],
       ['clusterId', 5],
+      ['snapshotIntervalS', -1],
+      ['snapshotLogBytes', 1.5],
+      ['snapshotLogEntries', '100'],
+      ['snapshotMinIntervalS', 86_401],
+      ['compactionMarginEntries', -5],
+      ['snapshotChunkBytes', 4095],
+      ['snapshotChunkBytes', 8 * 1024 * 1024 + 1],
+      ['snapshotBytesPerSecond', null],
+      ['promoteMarginEntries', -1],
+      ['join', 'yes'],
     ];
     for (const [option, value] of cases) assertRefused({ [option]: value }, option);
   });

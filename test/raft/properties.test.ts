@@ -288,6 +288,27 @@ describe('(d) conf change codec', () => {
     );
   });
 
+  test('addresses travel with the changes that carry them', () => {
+    const cc = {
+      changes: [
+        { type: ConfChangeType.AddLearner, id: 'n4', address: '127.0.0.1:7004' },
+        { type: ConfChangeType.Remove, id: 'n1' },
+        { type: ConfChangeType.AddVoter, id: 'n5', address: '[::1]:7005' },
+      ],
+    };
+    assert.deepEqual(decodeConfChange(encodeConfChange(cc)), cc);
+    // A truncated address is refused like a truncated id.
+    const bytes = encodeConfChange(cc);
+    assert.throws(() => decodeConfChange(bytes.subarray(0, bytes.byteLength - 1)), isInvalidConfChange);
+    assert.throws(
+      () =>
+        encodeConfChange({
+          changes: [{ type: ConfChangeType.AddVoter, id: 'n6', address: 'x'.repeat(256) }],
+        }),
+      isInvalidConfChange,
+    );
+  });
+
   test('encodeConfChange refuses what the format cannot hold, with InvalidConfChangeError', () => {
     const long = 'x'.repeat(256);
     assert.throws(

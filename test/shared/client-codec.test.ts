@@ -115,7 +115,11 @@ const requestArb: fc.Arbitrary<RequestCase> = fc.oneof(
     payload: new Uint8Array(0),
   })),
   fc
-    .tuple(requestIdArb, fc.constantFrom(ClientOp.Transfer, ClientOp.AddPeer, ClientOp.RemovePeer), textArb)
+    .tuple(
+      requestIdArb,
+      fc.constantFrom(ClientOp.Transfer, ClientOp.AddPeer, ClientOp.AddLearner, ClientOp.RemovePeer),
+      textArb,
+    )
     .map(([requestId, op, text]) => {
       const payload = utf8.encode(text);
       return {
@@ -268,7 +272,9 @@ describe('client requests', () => {
     const head = (op: number, flags = 0, reserved = 0): number[] => [op, flags, reserved, 0, 1, 0, 0, 0];
     const cases: [string, number[], string][] = [
       ['short', [1, 0, 0], 'ERR_CLIENT_TRUNCATED'],
-      ['unknown op', head(9), 'ERR_CLIENT_UNKNOWN_OP'],
+      ['unknown op', head(10), 'ERR_CLIENT_UNKNOWN_OP'],
+      ['op 255', head(255), 'ERR_CLIENT_UNKNOWN_OP'],
+      ['empty add-learner', head(ClientOp.AddLearner), 'ERR_CLIENT_BAD_PAYLOAD'],
       ['op 0', head(0), 'ERR_CLIENT_UNKNOWN_OP'],
       ['read consistency 3', head(ClientOp.Read, 3), 'ERR_CLIENT_BAD_FLAGS'],
       ['flags on apply', head(ClientOp.Apply, 1), 'ERR_CLIENT_BAD_FLAGS'],
@@ -373,6 +379,7 @@ describe('client requests', () => {
               ClientOp.Read,
               ClientOp.Transfer,
               ClientOp.AddPeer,
+              ClientOp.AddLearner,
               ClientOp.RemovePeer,
             ].includes(got.op),
           );

@@ -110,7 +110,7 @@ const messageArb: fc.Arbitrary<Message> = fc
 
 const handshakeArb: fc.Arbitrary<Handshake> = fc
   .record({
-    role: fc.constantFrom(HandshakeRole.Peer, HandshakeRole.Client),
+    role: fc.constantFrom(HandshakeRole.Peer, HandshakeRole.Client, HandshakeRole.Snapshot),
     clusterId: fc.string({ unit: 'binary', minLength: 1, maxLength: 30 }),
     nodeId: fc.string({ unit: 'binary', minLength: 1, maxLength: 30 }),
   })
@@ -401,7 +401,7 @@ describe('frame refusals', () => {
       damagedHandshake(peer, (b) => writeU16(b, 4, PROTOCOL_VERSION + 1)),
       'ERR_FRAME_BAD_VERSION',
     ],
-    ['unknown role', damagedHandshake(peer, setByte(6, 3)), 'ERR_FRAME_BAD_ROLE'],
+    ['unknown role', damagedHandshake(peer, setByte(6, 99)), 'ERR_FRAME_BAD_ROLE'],
     [
       'empty cluster id',
       rawFrame(FrameType.Handshake, Uint8Array.of(0x52, 0x46, 0x54, 0x4c, 1, 0, 1, 0, 1, 0x6e)),
@@ -428,8 +428,8 @@ describe('frame refusals', () => {
     ['frame type 0', concat(hello, rawFrame(0, new Uint8Array(3))), 'ERR_FRAME_UNKNOWN_TYPE'],
     ['frame type 99', concat(hello, rawFrame(99, new Uint8Array(3))), 'ERR_FRAME_UNKNOWN_TYPE'],
     [
-      'reserved snapshot chunk',
-      concat(hello, rawFrame(FrameType.SnapshotChunk, new Uint8Array(3))),
+      'a snapshot-stream frame on a peer connection',
+      concat(hello, rawFrame(FrameType.SnapshotSend, new Uint8Array(3))),
       'ERR_FRAME_UNSUPPORTED_TYPE',
     ],
     [

@@ -62,6 +62,7 @@ function main(): void {
   const secs = Number(process.hrtime.bigint() - started) / 1e9;
   process.stdout.write(
     `sim: ${seeds} seeds in ${secs.toFixed(1)}s; reads=${total.reads} acked=${total.acked} pauses=${total.pauses} snapshots=${total.snapshots} ` +
+      `installs=${total.snapshotInstalls} ` +
       `confchanges=${total.confChanges} transfers=${total.transfers}\n`,
   );
   process.stdout.write(

@@ -51,7 +51,7 @@ describe('simulator regression seeds', () => {
 
 describe('simulator sweep', () => {
   for (const nodes of [3, 5]) {
-    test(`100 seeds with ${nodes} nodes: no violation, every fault injected`, () => {
+    test(`100 seeds with ${nodes} nodes: no violation; every fault, snapshot install, membership change and transfer happened`, () => {
       let drops = 0;
       let dups = 0;
       let reorders = 0;
@@ -59,6 +59,10 @@ describe('simulator sweep', () => {
       let crashes = 0;
       let pauses = 0;
       let reads = 0;
+      let snapshots = 0;
+      let installs = 0;
+      let confChanges = 0;
+      let transfers = 0;
       for (let seed = 1; seed <= 100; seed++) {
         const r = runSeed({ seed, nodes, steps: 3000 });
         assert.equal(r.violation, null, `seed ${seed}`);
@@ -69,8 +73,25 @@ describe('simulator sweep', () => {
         crashes += r.stats.crashes;
         pauses += r.stats.pauses;
         reads += r.stats.reads;
+        snapshots += r.stats.snapshots;
+        installs += r.stats.snapshotInstalls;
+        confChanges += r.stats.confChanges;
+        transfers += r.stats.transfers;
       }
-      for (const [name, n] of Object.entries({ drops, dups, reorders, partitions, crashes, pauses, reads })) {
+      const counts = {
+        drops,
+        dups,
+        reorders,
+        partitions,
+        crashes,
+        pauses,
+        reads,
+        snapshots,
+        installs,
+        confChanges,
+        transfers,
+      };
+      for (const [name, n] of Object.entries(counts)) {
         assert.ok(n > 0, `${name} = ${n}`);
       }
     });

@@ -36,6 +36,8 @@ export interface SimStats {
   reads: number;
   acked: number;
   snapshots: number;
+  /** Snapshots from a leader made durable by a follower (InstallSnapshot). */
+  snapshotInstalls: number;
   confChanges: number;
   transfers: number;
 }
@@ -53,6 +55,7 @@ export function emptyStats(): SimStats {
     reads: 0,
     acked: 0,
     snapshots: 0,
+    snapshotInstalls: 0,
     confChanges: 0,
     transfers: 0,
   };
@@ -326,6 +329,7 @@ export class World {
         const v = n.incomingSnaps.get(work.snapshot.index);
         if (!v) throw new Error(`sim: no state for snapshot ${work.snapshot.index} on ${n.id}`);
         n.storedSnapValues = v;
+        this.stats.snapshotInstalls++;
       }
       n.storage.write(work);
       n.core?.persisted(work);

@@ -168,6 +168,24 @@ describe('SegmentLog', () => {
     assert.equal(again.lastIndex(), 210);
   });
 
+  test('reset drops the whole log (a snapshot from the leader replaced it); appends resume at any index', () => {
+    const { log } = open();
+    appendEntries(log, entries(1, 200, 1));
+    log.sync();
+    assert.ok(segmentFiles().length >= 2);
+    log.reset();
+    assert.equal(log.lastIndex(), 0);
+    assert.equal(log.firstIndex(), 0);
+    assert.deepEqual(segmentFiles(), []);
+    appendEntries(log, entries(501, 510, 4));
+    log.sync();
+    log.close();
+    const { recovered } = open();
+    assert.equal(recovered.firstIndex, 501);
+    assert.equal(recovered.lastIndex, 510);
+    assert.deepEqual(recovered.records, encodeEntries(entries(501, 510, 4)));
+  });
+
   test('the first append may start after a snapshot; gaps are refused', () => {
     const { log } = open();
     appendEntries(log, entries(2, 4, 3));

@@ -16,6 +16,8 @@ import {
   decodeSnapshotMeta,
   encodeSnapshotMeta,
   isValidSnapshotFileName,
+  newestSnapshotIndex,
+  openSnapshotForSending,
   SNAPSHOT_DIR_NAME,
   SNAPSHOT_META_FILE_NAME,
   SnapshotCorruptionError,
@@ -431,6 +433,59 @@ describe('snapshot store: sending and receiving', () => {
     assert.deepEqual(snapshotEntries(followerDir), ['00000000000000000007']);
     s5.close();
     s6.close();
+  });
+
+  test('close keeps a partial receive for the next begin with the same meta; abort after close removes it', () => {
+    const leader = new SnapshotStore(path.join(tmp, 'leader'));
+    save(leader, 5, FILES);
+    const source = leader.openForSending(5);
+    assert.ok(source);
+    const followerDir = path.join(tmp, 'follower');
+    const follower = new SnapshotStore(followerDir);
+    const first = follower.beginReceive(source.metaBytes);
+    pump(source, first, 1000, 7);
+    first.close();
+    first.close();
+    assert.throws(() => first.write('data.bin', 7000, new Uint8Array(1)), /already committed or aborted/);
+    const second = follower.beginReceive(source.metaBytes);
+    assert.equal(second.receivedBytes('data.bin'), 7000);
+    second.close();
+    second.abort();
+    assert.deepEqual(snapshotEntries(followerDir), []);
+    source.close();
+  });
+});
+
+describe("snapshot store: the replicator thread's view", () => {
+  test('newestSnapshotIndex and openSnapshotForSending leave a save in progress alone', () => {
+    const dataDir = path.join(tmp, 'leader');
+    assert.equal(newestSnapshotIndex(dataDir), 0, 'no snapshot directory yet');
+    const store = new SnapshotStore(dataDir);
+    assert.equal(newestSnapshotIndex(dataDir), 0);
+    const meta = save(store, 12, FILES);
+    // The fsm thread is saving the next snapshot meanwhile.
+    const inProgress = store.begin(metaAt(20));
+    fs.writeFileSync(path.join(inProgress.dir, 'partial'), Uint8Array.of(1, 2, 3));
+
+    assert.equal(newestSnapshotIndex(dataDir), 12);
+    const source = openSnapshotForSending(dataDir, 12);
+    assert.ok(source);
+    assert.deepEqual(source.meta, meta);
+    assert.deepEqual(
+      source.files.map((f) => f.name),
+      Object.keys(FILES).sort(),
+    );
+    assert.equal(openSnapshotForSending(dataDir, 11), null);
+    assert.ok(fs.existsSync(path.join(inProgress.dir, 'partial')), 'the save in progress was not touched');
+
+    // The save finishes and deletes snapshot 12 while it is open: still readable.
+    inProgress.commit();
+    assert.equal(newestSnapshotIndex(dataDir), 20);
+    assert.equal(openSnapshotForSending(dataDir, 12), null);
+    const buf = new Uint8Array(10);
+    assert.equal(source.read(0, 0, buf), 10);
+    assert.deepEqual(buf, (FILES['data.bin'] as Uint8Array).subarray(0, 10));
+    source.close();
   });
 });
 

@@ -1,6 +1,6 @@
 /**
  * `<dataDir>/snapshot/`: where snapshots live (DESIGN.md, "On disk"), braft's
- * `LocalSnapshotStorage` in synchronous, thread-free form. Nothing uses it yet.
+ * `LocalSnapshotStorage` in synchronous, thread-free form.
  *
  *   <dataDir>/snapshot/<index, 20 digits>/        a complete snapshot
  *       __raft_snapshot_meta                      what it covers + its files' sizes and CRCs
@@ -442,35 +442,7 @@ export class SnapshotStore {
    * Call `close` when done.
    */
   openForSending(index: Index): SnapshotSource | null {
-    const dir = this.#finalDir(index);
-    const metaFile = path.join(dir, SNAPSHOT_META_FILE_NAME);
-    let metaBytes: Uint8Array;
-    try {
-      // A plain Uint8Array rather than the Buffer subclass: it travels to another thread
-      // and compares equal to what the receiver stores.
-      const buf = fs.readFileSync(metaFile);
-      metaBytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw err;
-    }
-    const { meta, files } = decodeSnapshotMeta(metaBytes, metaFile);
-    const fds: number[] = [];
-    try {
-      for (const f of files) {
-        const file = path.join(dir, ...f.name.split('/'));
-        const fd = fs.openSync(file, 'r');
-        fds.push(fd);
-        const actualBytes = fs.fstatSync(fd).size;
-        if (actualBytes !== f.bytes) {
-          throw new SnapshotCorruptionError(file, `${actualBytes} bytes, the meta says ${f.bytes}`);
-        }
-      }
-    } catch (err) {
-      for (const fd of fds) fs.closeSync(fd);
-      throw err;
-    }
-    return new SnapshotSource(meta, metaBytes, files, fds);
+    return openSource(this.dir, index);
   }
 
   /**
@@ -529,6 +501,70 @@ export class SnapshotStore {
     }
     return decoded;
   }
+}
+
+// ================================================================== for the replicator thread
+
+/**
+ * Index of the newest complete snapshot in `<dataDir>/snapshot`, 0 if there is none (or
+ * no snapshot directory yet). Unlike `SnapshotStore.open` it removes nothing, so a
+ * replicator thread may call it while the fsm thread is saving: the fsm's `temp-*`
+ * directory of a save in progress is left alone.
+ */
+export function newestSnapshotIndex(dataDir: string): Index {
+  try {
+    return newestIndex(path.join(dataDir, SNAPSHOT_DIR_NAME));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw err;
+  }
+}
+
+/**
+ * `SnapshotStore.openForSending` for a thread that does not own the store (a
+ * replicator): opens the snapshot at `index` of `<dataDir>/snapshot` for streaming,
+ * without the store's clean-up of leftovers, which would delete the fsm thread's save in
+ * progress. Null if there is no such snapshot, including when a newer one replaced it
+ * while this was opening it: ask `newestSnapshotIndex` and open that one instead.
+ */
+export function openSnapshotForSending(dataDir: string, index: Index): SnapshotSource | null {
+  return openSource(path.join(dataDir, SNAPSHOT_DIR_NAME), index);
+}
+
+/** Opens the snapshot at `index` in the store directory `root` (see `openForSending`). */
+function openSource(root: string, index: Index): SnapshotSource | null {
+  const dir = path.join(root, padIndex(index));
+  const metaFile = path.join(dir, SNAPSHOT_META_FILE_NAME);
+  let metaBytes: Uint8Array;
+  try {
+    // A plain Uint8Array rather than the Buffer subclass: it travels to another thread
+    // and compares equal to what the receiver stores.
+    const buf = fs.readFileSync(metaFile);
+    metaBytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  const { meta, files } = decodeSnapshotMeta(metaBytes, metaFile);
+  const fds: number[] = [];
+  try {
+    for (const f of files) {
+      const file = path.join(dir, ...f.name.split('/'));
+      const fd = fs.openSync(file, 'r');
+      fds.push(fd);
+      const actualBytes = fs.fstatSync(fd).size;
+      if (actualBytes !== f.bytes) {
+        throw new SnapshotCorruptionError(file, `${actualBytes} bytes, the meta says ${f.bytes}`);
+      }
+    }
+  } catch (err) {
+    for (const fd of fds) fs.closeSync(fd);
+    // A newer snapshot deleting this one between the meta read and here is a race, not
+    // damage: the directory is gone (or going), and the caller opens the newest instead.
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !fs.existsSync(metaFile)) return null;
+    throw err;
+  }
+  return new SnapshotSource(meta, metaBytes, files, fds);
 }
 
 // ================================================================== saving
@@ -710,6 +746,8 @@ export class SnapshotReceiver {
     { file: SnapshotFile; path: string; receivedBytes: number; fd: number | null }
   >();
   #finished = false;
+  /** Set by a successful `commit`: the directory is now the published snapshot, never to be removed here. */
+  #published = false;
 
   /** Made by `SnapshotStore.beginReceive`; `root` is the store's directory. @internal */
   constructor(root: string, sync: boolean, dir: string, metaBytes: Uint8Array, decoded: DecodedSnapshotMeta) {
@@ -813,12 +851,28 @@ export class SnapshotReceiver {
     }
     publish(this.#root, this.#sync, this.dir, this.#metaBytes, this.meta.index);
     this.#finished = true;
+    this.#published = true;
     return this.meta;
   }
 
-  /** Gives up the transfer: closes and removes the receiving directory. */
-  abort(): void {
+  /**
+   * Stops using this receiver and keeps what it received: closes the files, leaves the
+   * receiving directory. A later `beginReceive` with the same meta resumes from it (the
+   * leader reconnected after a cut); another meta, or a newer local snapshot, removes
+   * it. Idempotent; the receiver refuses further calls.
+   */
+  close(): void {
     if (this.#finished) return;
+    this.#finished = true;
+    this.#closeFiles();
+  }
+
+  /**
+   * Gives up the transfer: closes and removes the receiving directory. Also after
+   * `close`; nothing after a successful `commit`.
+   */
+  abort(): void {
+    if (this.#published) return;
     this.#finished = true;
     this.#closeFiles();
     fs.rmSync(this.dir, { recursive: true, force: true });

@@ -51,6 +51,7 @@ import {
 import { decodeValue, encodeValue } from '../../shared/value-codec.js';
 import { errorRecord, workerLogger } from '../worker-support.js';
 import { ApplyRunner } from './apply-runner.js';
+import { installSnapshotIntake } from './snapshot-intake.js';
 import { SnapshotStore } from './snapshot-store.js';
 
 /** What the coordinator passes in `workerData`. */
@@ -102,6 +103,9 @@ async function run(): Promise<void> {
   // The latest snapshot, verified file by file, is the state to start from; the log
   // replays only what follows it.
   const snapshots = SnapshotStore.open(data.dataDir, { sync: data.sync });
+  // Snapshots a leader streams to this node arrive through the main thread and are
+  // stored here, by the thread that owns the store.
+  installSnapshotIntake(port as NonNullable<typeof port>, snapshots);
   const latest = snapshots.reader();
   if (latest) {
     if (typeof sm.onSnapshotLoad !== 'function') {
@@ -159,6 +163,8 @@ async function run(): Promise<void> {
   // Frames are copied out of the ring before any await: the ring's bytes are released
   // (and may be overwritten) once a drain is done, while an async onApply is still running.
   const frames: Uint8Array[] = [];
+  /** A snapshot save finishing in the background (onSnapshotSave returned a function). */
+  let background: Promise<void> = Promise.resolve();
   for (;;) {
     const outcome = await ring.waitForDataAsync();
     ring.drain((f) => frames.push(f.slice()));
@@ -225,8 +231,45 @@ async function run(): Promise<void> {
         case FsmFrame.Snapshot:
           // Applying waits while onSnapshotSave runs: every entry before this frame is
           // applied and none after it, so the state it captures is the state at `index`.
-          stage(await saveSnapshot(sm, snapshots, frame));
+          // A save that finishes in the background is awaited before the next one starts,
+          // so results go back in the order the coordinator asked.
+          await background;
+          background = (
+            await saveSnapshot(sm, snapshots, frame, (f) => {
+              stage(f);
+              results.publish();
+            })
+          ).rest;
           break;
+        case FsmFrame.LoadSnapshot: {
+          // A snapshot from the leader replaced the log: it was committed to the store
+          // (by the intake) before the core accepted it; load it instead of the state.
+          await background;
+          const { index } = JSON.parse(
+            fromUtf8(
+              frame,
+              FSM_EVENT_BODY_OFFSET,
+              FSM_EVENT_BODY_OFFSET + readU32(frame, FSM_EVENT_JSON_BYTES_OFFSET),
+            ),
+          ) as { index: number };
+          const reader = snapshots.reader();
+          if (reader === null || reader.meta.index !== index) {
+            throw new Error(
+              `asked to load the leader's snapshot at ${index}, but the latest stored is ${reader?.meta.index ?? 'none'}`,
+            );
+          }
+          if (typeof sm.onSnapshotLoad !== 'function') {
+            throw new Error(
+              `the leader sent a snapshot (index ${index}) but the state machine has no onSnapshotLoad`,
+            );
+          }
+          await sm.onSnapshotLoad(reader);
+          logger.info({ index }, "state machine loaded the leader's snapshot");
+          control.publishApplied(index, ++batches);
+          writeU64(applied, RESULT_APPLIED_INDEX_OFFSET, index);
+          stage(applied);
+          break;
+        }
         default:
           throw new Error(`fsm: unknown frame kind ${frame[0]}`);
       }
@@ -235,6 +278,7 @@ async function run(): Promise<void> {
     results.publish();
     if (outcome === 'closed' && !ring.hasData()) break;
   }
+  await background;
   clearInterval(keepAlive);
   try {
     await sm.onShutdown?.();
@@ -278,35 +322,62 @@ function expandBatches(
   return out;
 }
 
-/** Saves a snapshot as asked by a Snapshot frame; returns the result frame. */
+/**
+ * Saves a snapshot as asked by a Snapshot frame and hands `send` the result frame. Resolves
+ * once applying may go on: when `onSnapshotSave` returns. If it returned a function (the
+ * rest of the save, on a captured view), `rest` settles when that is done and committed.
+ */
 async function saveSnapshot(
   sm: import('../../main/state-machine.js').StateMachine,
   snapshots: SnapshotStore,
   frame: Uint8Array,
-): Promise<Uint8Array> {
+  send: (f: Uint8Array) => void,
+): Promise<{ rest: Promise<void> }> {
   const jsonBytes = readU32(frame, FSM_EVENT_JSON_BYTES_OFFSET);
   const meta = JSON.parse(
     fromUtf8(frame, FSM_EVENT_BODY_OFFSET, FSM_EVENT_BODY_OFFSET + jsonBytes),
   ) as SnapshotMeta;
-  let ok = 1;
-  let answer: object;
+  let writer: ReturnType<SnapshotStore['begin']> | null = null;
+  const finish = (err: unknown): void => {
+    let ok = 1;
+    let answer: object = { index: meta.index, term: meta.term };
+    try {
+      if (err !== null) throw err;
+      writer?.commit();
+      logger.info({ index: meta.index, term: meta.term }, 'snapshot saved');
+    } catch (e) {
+      writer?.abort();
+      ok = 0;
+      answer = errorRecord(e);
+      logger.warn({ err: e, index: meta.index }, 'snapshot failed');
+    }
+    send(snapshotResult(ok, answer));
+  };
+  let rest: unknown;
   try {
     if (typeof sm.onSnapshotSave !== 'function') throw new Error('the state machine has no onSnapshotSave');
-    const writer = snapshots.begin(meta);
-    try {
-      await sm.onSnapshotSave(writer);
-      writer.commit();
-    } catch (err) {
-      writer.abort();
-      throw err;
-    }
-    answer = { index: meta.index, term: meta.term };
-    logger.info({ index: meta.index, term: meta.term }, 'snapshot saved');
+    writer = snapshots.begin(meta);
+    rest = await sm.onSnapshotSave({ dir: writer.dir, meta: { index: meta.index, term: meta.term } });
   } catch (err) {
-    ok = 0;
-    answer = errorRecord(err);
-    logger.warn({ err, index: meta.index }, 'snapshot failed');
+    finish(err);
+    return { rest: Promise.resolve() };
   }
+  if (typeof rest !== 'function') {
+    finish(null);
+    return { rest: Promise.resolve() };
+  }
+  // Applying goes on while the rest of the save runs: the caller awaits `rest` only
+  // before the next snapshot, a snapshot load, or shutdown.
+  const background = Promise.resolve()
+    .then(() => (rest as () => Promise<void>)())
+    .then(
+      () => finish(null),
+      (err: unknown) => finish(err ?? new Error('onSnapshotSave failed')),
+    );
+  return { rest: background };
+}
+
+function snapshotResult(ok: number, answer: object): Uint8Array {
   const body = utf8(JSON.stringify(answer));
   const f = new Uint8Array(FSM_EVENT_BODY_OFFSET + body.byteLength);
   f[0] = ResultFrame.Snapshot;

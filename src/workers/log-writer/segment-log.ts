@@ -317,6 +317,20 @@ export class SegmentLog {
     return deleted;
   }
 
+  /**
+   * A snapshot from the leader replaced the whole log: deletes every segment, newest
+   * first (a crash midway leaves a prefix of the old log, which recovery checks against
+   * the snapshot), and syncs the directory. The next append may start at any index.
+   */
+  reset(): void {
+    this.assertOpen();
+    if (this.segments.length === 0) return;
+    while (this.segments.length > 0) this.dropLastSegment();
+    this.lastIndexValue = 0;
+    this.lastTermValue = 0;
+    this.syncDir();
+  }
+
   /** Bytes of the records in the log (what the segments hold, not their preallocated size). */
   logBytes(): number {
     let bytes = 0;

@@ -20,6 +20,8 @@ import {
   HARD_STATE_TERM_OFFSET,
   HARD_STATE_VOTE_OFFSET,
   RecordSource,
+  WRITER_INDEX_OFFSET,
+  WRITER_TERM_OFFSET,
   WriterFrame,
 } from '../../shared/protocol.js';
 import { RingConsumer } from '../../shared/ring.js';
@@ -96,6 +98,7 @@ function run(): void {
   let lastHistogramPostMs = 0;
   let entriesWritten = 0;
   let barrierSeen = false;
+  let compacted = false;
   let seq = 0;
   control.publishLogSize(log.logBytes(), log.diskBytes());
   let vote: string;
@@ -123,6 +126,24 @@ function run(): void {
         // raft_meta is replaced and synced at once: votes are rare and must be durable
         // before the vote leaves, which the barrier after it guarantees.
         writeMeta(data.dataDir, { term: readU64(frame, HARD_STATE_TERM_OFFSET), vote }, data.sync);
+        break;
+      case WriterFrame.Compact: {
+        // Segments wholly below a snapshot (minus the coordinator's margin) go. The open
+        // segment stays, so the log never becomes empty this way.
+        const deleted = log.compactTo(readU64(frame, WRITER_INDEX_OFFSET));
+        if (deleted > 0) {
+          logger.info({ upTo: readU64(frame, WRITER_INDEX_OFFSET), segments: deleted }, 'log compacted');
+          compacted = true;
+        }
+        break;
+      }
+      case WriterFrame.ResetLog:
+        // Entries already written in this batch were for the old log: a snapshot replaces it.
+        log.reset();
+        lastIndex = readU64(frame, WRITER_INDEX_OFFSET);
+        lastTerm = readU64(frame, WRITER_TERM_OFFSET);
+        logger.info({ index: lastIndex, term: lastTerm }, 'log replaced by a snapshot from the leader');
+        compacted = true;
         break;
       case WriterFrame.Barrier:
         seq = readU32(frame, BARRIER_SEQ_OFFSET);
@@ -155,7 +176,8 @@ function run(): void {
         });
       }
     }
-    if (barrierSeen) control.publishLogSize(log.logBytes(), log.diskBytes());
+    if (barrierSeen || compacted) control.publishLogSize(log.logBytes(), log.diskBytes());
+    compacted = false;
     if (barrierSeen) {
       barrierSeen = false;
       doneSeq = seq;

@@ -8,6 +8,9 @@
  *
  * Heartbeats, votes and TimeoutNow travel on the same ring as plain wire frames; nothing
  * here waits on a disk, so a slow follower disk never delays them.
+ *
+ * A SendSnapshot frame starts a snapshot transfer (`SnapshotSender`) on a connection of
+ * its own; it runs between ring drains, so the link keeps being served meanwhile.
  */
 
 import { parentPort, workerData } from 'node:worker_threads';
@@ -32,9 +35,11 @@ import {
   ReplicatorFrame,
 } from '../../shared/protocol.js';
 import { RingConsumer } from '../../shared/ring.js';
+import { decodeSendSnapshotFrame } from '../../shared/snapshot-stream-codec.js';
 import { errorRecord, workerLogger } from '../worker-support.js';
 import { PeerLink } from './peer-link.js';
 import { SegmentReader } from './segment-reader.js';
+import { SnapshotSender } from './snapshot-sender.js';
 
 /** What the coordinator passes in `workerData`. */
 export interface ReplicatorData {
@@ -49,6 +54,12 @@ export interface ReplicatorData {
   readonly logLevel: string;
   /** `<dataDir>/log`, read for followers behind the log window. */
   readonly logDir: string;
+  /** The node's data directory: snapshots to send are in `<dataDir>/snapshot`. */
+  readonly dataDir: string;
+  /** Most data bytes per snapshot chunk (the node's `snapshotChunkBytes`). */
+  readonly snapshotChunkBytes: number;
+  /** Snapshot streaming throttle per follower, bytes per second; 0 is unlimited. */
+  readonly snapshotBytesPerSecond: number;
 }
 
 /** Posted to the coordinator when the link changes state (rare: not per message). */
@@ -56,6 +67,22 @@ export interface ReplicatorEvent {
   readonly type: 'link';
   readonly peerId: string;
   readonly connected: boolean;
+}
+
+/**
+ * Posted to the coordinator when a snapshot transfer started by a SendSnapshot frame ends
+ * (a transfer replaced by a newer SendSnapshot posts nothing; its replacement does).
+ */
+export interface SnapshotSentEvent {
+  readonly type: 'snapshot-sent';
+  /** The snapshot sent: the one asked for, or the newer one that replaced it. */
+  readonly index: number;
+  /** Installed, or refused as stale (the follower has it or a newer one). */
+  readonly ok: boolean;
+  /** Chunk data bytes sent, over every connection of the transfer. */
+  readonly bytes: number;
+  /** Bytes not sent because the follower already held them (after a cut, or from before). */
+  readonly resumedBytes: number;
 }
 
 const data = workerData as ReplicatorData;
@@ -75,6 +102,29 @@ const segments = new SegmentReader(data.logDir);
 const ROLE_LEADER = 3;
 /** The most record bytes one segment read returns; the core keeps messages far smaller. */
 const MAX_SEGMENT_READ_BYTES = 64 * 1024 * 1024;
+
+const snapshots = new SnapshotSender({
+  host: data.host,
+  port: data.port,
+  clusterId: data.clusterId,
+  nodeId: data.nodeId,
+  peerId: data.peerId,
+  dataDir: data.dataDir,
+  chunkBytes: data.snapshotChunkBytes,
+  bytesPerSecond: data.snapshotBytesPerSecond,
+  stillLeading: (term) => control.role === ROLE_LEADER && control.term === term,
+  logger,
+  onDone: (result) => {
+    const event: SnapshotSentEvent = {
+      type: 'snapshot-sent',
+      index: result.index,
+      ok: result.ok,
+      bytes: result.bytes,
+      resumedBytes: result.resumedBytes,
+    };
+    (port as NonNullable<typeof port>).postMessage(event);
+  },
+});
 
 const link = new PeerLink({
   host: data.host,
@@ -102,6 +152,11 @@ function onFrame(frame: Uint8Array): void {
   }
   if (frame[0] === ReplicatorFrame.SegmentMessage) {
     sendFromSegments(frame);
+    return;
+  }
+  if (frame[0] === ReplicatorFrame.SendSnapshot) {
+    const { snapshotIndex, leaderTerm } = decodeSendSnapshotFrame(frame);
+    snapshots.send(snapshotIndex, leaderTerm);
     return;
   }
   if (frame[0] !== ReplicatorFrame.WindowMessage)
@@ -175,6 +230,7 @@ async function run(): Promise<void> {
   }
   ring.close();
   segments.close();
+  await snapshots.stop();
   await link.stop();
   logger.debug({ staleRegions, segmentMisses }, 'replicator stopped');
   (port as NonNullable<typeof port>).postMessage({ type: 'closed' });
