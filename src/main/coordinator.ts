@@ -292,6 +292,10 @@ export class Coordinator extends EventEmitter implements ClientHandler {
   private readonly confWaiters = new Map<Index, ConfWaiter>();
   /** Founding voters from the data directory's record (empty: this node joined a running cluster). */
   private readonly founders: readonly NodeId[];
+  /** Followers already warned that no snapshot can be made for them. */
+  private readonly snapshotlessWarned = new Set<NodeId>();
+  /** Whether the state machine saves snapshots at all (it has `onSnapshotSave`). */
+  private canSnapshot = false;
   /** Whether a snapshot exists on disk (the founding configuration alone is not one). */
   private snapshotOnDisk = false;
   private lastSnapshotAtMs = 0;
@@ -312,6 +316,8 @@ export class Coordinator extends EventEmitter implements ClientHandler {
   private readonly readsAwaitingApply: number[] = [];
   /** The newest snapshot taken or asked for (the bootstrap one until then). */
   private lastSnapshot: { index: Index; term: Term } = { index: 0, term: 0 };
+  /** The newest snapshot known to be on disk: what a failed save falls back to. */
+  private savedSnapshot: { index: Index; term: Term } = { index: 0, term: 0 };
   /** `snapshot()` calls waiting for the fsm, in the order their frames were sent. */
   private readonly snapshotWaiters: { resolve: (v: Value) => void; reject: (e: Error) => void }[] = [];
   private readSeq = 0;
@@ -435,7 +441,14 @@ export class Coordinator extends EventEmitter implements ClientHandler {
       sync: o.sync,
     };
     this.fsm = new Worker(new URL('../workers/fsm/worker.js', import.meta.url), { workerData: fsmData });
-    const { snapshot } = await firstMessage<FsmReady>(this.fsm, 'ready', 'fsm');
+    const { snapshot, canSnapshot } = await firstMessage<FsmReady>(this.fsm, 'ready', 'fsm');
+    this.canSnapshot = canSnapshot;
+    if (!canSnapshot) {
+      this.log.warn(
+        {},
+        'the state machine has no onSnapshotSave: no snapshots are taken, so the log is never compacted',
+      );
+    }
     this.fsm.on('error', (err) => this.fail(new StateMachineError(`fsm thread crashed: ${err.message}`)));
     this.fsm.on('message', (m: { type: string; error?: ErrorRecord }) => {
       if (m.type === 'error' && m.error)
@@ -479,6 +492,7 @@ export class Coordinator extends EventEmitter implements ClientHandler {
     this.appliedIndex = snapshot ? snapIndex : 0;
     this.fsmHandedIndex = this.appliedIndex;
     this.lastSnapshot = { index: snapIndex, term: this.storage.snapshot().term };
+    this.savedSnapshot = this.lastSnapshot;
     this.lastSnapshotAtMs = performance.now();
     this.core = new RaftCore({
       id: o.id,
@@ -1234,7 +1248,15 @@ export class Coordinator extends EventEmitter implements ClientHandler {
   private sendSnapshot(peer: Peer, m: Message): void {
     const meta = m.snapshot;
     if (!this.snapshotOnDisk || !meta || meta.index < 2) {
-      if (this.snapshotWaiters.length === 0) {
+      if (!this.canSnapshot) {
+        if (!this.snapshotlessWarned.has(peer.spec.id)) {
+          this.snapshotlessWarned.add(peer.spec.id);
+          this.log.warn(
+            { peer: peer.spec.id },
+            'a follower needs a snapshot, but the state machine cannot save one (no onSnapshotSave)',
+          );
+        }
+      } else if (this.snapshotWaiters.length === 0) {
         this.snapshot().catch((err: Error) =>
           this.log.warn({ err: err.message }, 'snapshot for a follower failed'),
         );
@@ -1460,6 +1482,7 @@ export class Coordinator extends EventEmitter implements ClientHandler {
       // The leader's snapshot replaces the state: the fsm loads it from the store.
       const { index, term } = work.snapshot;
       this.lastSnapshot = { index, term };
+      this.savedSnapshot = this.lastSnapshot;
       this.logBytesAtSnapshot = this.logBytesAppended;
       this.lastSnapshotAtMs = performance.now();
       this.snapshotsInstalled++;
@@ -1598,9 +1621,12 @@ export class Coordinator extends EventEmitter implements ClientHandler {
         if (f[1] === 1) {
           const { index, term } = answer as { index: Index; term: Term };
           this.log.info({ index, term }, 'snapshot taken');
+          if (index > this.savedSnapshot.index) this.savedSnapshot = { index, term };
           this.onSnapshotSaved(index);
           waiter?.resolve({ index, term, fresh: true });
         } else {
+          // The claimed index was not saved: the next call must try again.
+          this.lastSnapshot = this.savedSnapshot;
           const record = answer as ErrorRecord;
           waiter?.reject(new RaftError(record.code, `snapshot failed: ${record.message}`));
         }
@@ -1651,7 +1677,7 @@ export class Coordinator extends EventEmitter implements ClientHandler {
    * never within `snapshotMinIntervalS` of it. One at a time.
    */
   private maybeSnapshot(nowMs: number): void {
-    if (this.snapshotWaiters.length > 0 || this.stateMachineError) return;
+    if (!this.canSnapshot || this.snapshotWaiters.length > 0 || this.stateMachineError) return;
     const o = this.opts;
     const entries = this.appliedIndex - this.lastSnapshot.index;
     if (entries <= 0) return;

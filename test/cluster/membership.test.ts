@@ -13,6 +13,7 @@ import { ProcessCluster } from './process-cluster.js';
 
 interface Status {
   role: string;
+  commitIndex: number;
   leader: string | null;
   appliedIndex: number;
   lastIndex: number;
@@ -151,6 +152,19 @@ test('a 4th node added to a compacted cluster catches up by snapshot, is promote
   assert.deepEqual(conf.learners, []);
   const n4 = await status('n4');
   assert.ok(n4.stats.snapshotsInstalled >= 1, 'n4 did not catch up by snapshot');
+  // braft's callbacks on the new node: the snapshot loaded, then the configurations that
+  // committed after it, ending with n4 a voter.
+  await cluster.waitForApplied((await status(lead)).commitIndex, ['n4']);
+  const events = await cluster.request<string[]>('n4', 'read', { query: 'events', consistency: 'stale' });
+  assert.ok(
+    events.some((e) => e.startsWith('snapshotLoad ')),
+    events.join('; '),
+  );
+  assert.ok(events.includes('configuration voters=n1,n2,n3,n4 learners='), events.join('; '));
+  assert.ok(
+    events.some((e) => e.startsWith('startFollowing ')),
+    events.join('; '),
+  );
   await checkReplicas(cluster.running());
   for (const id of cluster.running()) assert.deepEqual((await status(id)).voters, ['n1', 'n2', 'n3', 'n4']);
 

@@ -49,6 +49,10 @@ export default class RecordingStateMachine implements StateMachine {
     this.events.push(`stopFollowing ${ctx.leaderId} ${ctx.term}`);
   }
 
+  onConfigurationCommitted(conf: { voters: string[]; learners: string[] }): void {
+    this.events.push(`configuration voters=${conf.voters.join(',')} learners=${conf.learners.join(',')}`);
+  }
+
   onApply(iter: ApplyIterator): void {
     for (const it of iter) {
       const command = decoder.decode(it.data());

@@ -73,6 +73,8 @@ export interface FsmData {
 export interface FsmReady {
   readonly type: 'ready';
   readonly snapshot: SnapshotMeta | null;
+  /** Whether the state machine can save snapshots (has `onSnapshotSave`). */
+  readonly canSnapshot: boolean;
 }
 
 const data = workerData as FsmData;
@@ -119,7 +121,11 @@ async function run(): Promise<void> {
   // A pending Atomics.waitAsync does not keep a thread alive: without a handle of its
   // own this worker would exit as soon as it first waits for work.
   const keepAlive = setInterval(() => {}, 1 << 30);
-  const ready: FsmReady = { type: 'ready', snapshot: latest ? latest.meta : null };
+  const ready: FsmReady = {
+    type: 'ready',
+    snapshot: latest ? latest.meta : null,
+    canSnapshot: typeof sm.onSnapshotSave === 'function',
+  };
   (port as NonNullable<typeof port>).postMessage(ready);
   const header = emptyEntriesHeader();
   const entries: Entry[] = [];
