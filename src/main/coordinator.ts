@@ -1283,6 +1283,12 @@ export class Coordinator extends EventEmitter implements ClientHandler {
   private onSnapshotInstalled(meta: SnapshotMeta, leader: NodeId, leaderTerm: Term): void {
     if (this.stopped || this.fatal) return;
     this.snapshotOnDisk = true;
+    // It is the newest snapshot in the store now, whether or not the core needs it (it
+    // may hold those entries already): a local save must not claim an older index.
+    if (meta.index > this.savedSnapshot.index) {
+      this.savedSnapshot = { index: meta.index, term: meta.term };
+      if (meta.index > this.lastSnapshot.index) this.lastSnapshot = this.savedSnapshot;
+    }
     this.log.info({ index: meta.index, term: meta.term, leader }, "leader's snapshot received");
     this.core.step(
       message({

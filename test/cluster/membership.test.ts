@@ -65,18 +65,9 @@ function write(id: string, prefix: string, count: number): Promise<WriteResult> 
   });
 }
 
-/** Every running member (in the configuration) applied the same commands, holding every acknowledged write. */
+/** Every member of `among` applied the same commands, holding every acknowledged write. */
 async function checkReplicas(among: string[]): Promise<void> {
-  const lead = await cluster.waitForLeader(15_000, among);
-  await cluster.waitForApplied((await status(lead)).lastIndex, among, 60_000);
-  const logs = await Promise.all(
-    among.map((id) => cluster.request<string[]>(id, 'read', { query: 'all', consistency: 'stale' })),
-  );
-  const first = logs[0] as string[];
-  for (const log of logs) assert.deepEqual(log, first, 'replicas applied different sequences');
-  const present = new Set(first);
-  const missing = acknowledged.filter((c) => !present.has(c));
-  assert.deepEqual(missing.slice(0, 10), [], `${missing.length} acknowledged writes are missing`);
+  await cluster.checkReplicas(acknowledged, among);
 }
 
 /**

@@ -3,6 +3,7 @@
  * SIGKILL and restart members, and talk to each over IPC (`node-process.ts`).
  */
 
+import assert from 'node:assert/strict';
 import { type ChildProcess, fork } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -239,6 +240,32 @@ export class ProcessCluster {
       await new Promise((r) => setTimeout(r, 50));
     }
     throw new Error(`not every member of ${among.join(',')} applied ${index} within ${timeoutMs} ms`);
+  }
+
+  /**
+   * Waits until every member of `among` applied the leader's log, then checks that they
+   * applied the same commands in the same order, none twice, and that every command in
+   * `acknowledged` is there. Uses the recording state machine's 'all' query. Returns the
+   * commands.
+   */
+  async checkReplicas(
+    acknowledged: readonly string[],
+    among: string[] = this.running(),
+    timeoutMs = 60_000,
+  ): Promise<string[]> {
+    const lead = await this.waitForLeader(15_000, among);
+    const { lastIndex } = await this.request<{ lastIndex: number }>(lead, 'status');
+    await this.waitForApplied(lastIndex, among, timeoutMs);
+    const logs = await Promise.all(
+      among.map((id) => this.request<string[]>(id, 'read', { query: 'all', consistency: 'stale' })),
+    );
+    const first = logs[0] as string[];
+    for (const log of logs) assert.deepEqual(log, first, 'replicas applied different sequences');
+    assert.equal(new Set(first).size, first.length, 'a command was applied twice');
+    const present = new Set(first);
+    const missing = acknowledged.filter((c) => !present.has(c));
+    assert.deepEqual(missing.slice(0, 10), [], `${missing.length} acknowledged writes are missing`);
+    return first;
   }
 
   /** Kills every process still running and removes the data directories. */
