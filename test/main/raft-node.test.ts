@@ -324,6 +324,66 @@ test('snapshot(): a restart loads the snapshot and replays only the entries afte
   }
 });
 
+async function until(what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+test('snapshot triggers: the interval fires only when something was applied; log bytes fire on their own', async () => {
+  const port = await freePort();
+  const node = await RaftNode.start(
+    singleNode('triggers-interval', port, {
+      snapshotIntervalS: 1,
+      snapshotMinIntervalS: 0,
+      snapshotLogBytes: 0,
+      snapshotLogEntries: 0,
+    }),
+  );
+  try {
+    await new Promise<void>((resolve) => node.once('leaderStart', () => resolve()));
+    await node.apply(encoder.encode('inc'));
+    await until('the interval snapshot', () => node.status().stats.snapshotsSaved === 1);
+    const first = node.status().snapshotIndex;
+    assert.equal(first, node.status().appliedIndex);
+    // Nothing applied since: the next intervals pass without a snapshot.
+    const quietUntil = Date.now() + 2500;
+    await until('2.5 s', () => Date.now() >= quietUntil);
+    assert.equal(node.status().stats.snapshotsSaved, 1);
+    await node.apply(encoder.encode('inc'));
+    await until('the next interval snapshot', () => node.status().stats.snapshotsSaved === 2);
+    assert.ok(node.status().snapshotIndex > first);
+  } finally {
+    await node.shutdown();
+  }
+
+  const port2 = await freePort();
+  const bytesNode = await RaftNode.start(
+    singleNode('triggers-bytes', port2, {
+      snapshotIntervalS: 0,
+      snapshotMinIntervalS: 0,
+      snapshotLogBytes: 64 * 1024,
+      snapshotLogEntries: 0,
+      compactionMarginEntries: 10,
+      segmentBytes: 64 * 1024,
+    }),
+  );
+  try {
+    await new Promise<void>((resolve) => bytesNode.once('leaderStart', () => resolve()));
+    // About 140 bytes a record: 2000 of them cross the 64 KiB trigger several times.
+    const command = encoder.encode('inc'.padEnd(100, ' '));
+    for (let i = 0; i < 2000; i++) await bytesNode.apply(command);
+    await until('a bytes-triggered snapshot and compaction', () => bytesNode.status().stats.compactions >= 1);
+    const s = bytesNode.status();
+    assert.ok(s.stats.snapshotsSaved >= 2, `${s.stats.snapshotsSaved} snapshots`);
+    assert.ok(s.firstIndex > 1, 'the log was compacted');
+  } finally {
+    await bytesNode.shutdown();
+  }
+});
+
 test('a byte flipped in the middle of the log: the node refuses to start, naming the file and offset', async () => {
   const port = await freePort();
   const options = singleNode('corrupt', port, { segmentBytes: 64 * 1024 });
