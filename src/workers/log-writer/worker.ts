@@ -54,6 +54,13 @@ export interface LogWriterRecovered {
   readonly records: Uint8Array;
 }
 
+/**
+ * Fault injection for the chaos harness (`npm run chaos`): a slow disk. Every group
+ * commit waits this long before its fdatasync. 0 (the default) in production.
+ */
+const FAULT_FSYNC_DELAY_MS = Number(process.env.RAFTLINE_FAULT_FSYNC_DELAY_MS ?? 0) || 0;
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+
 /** Bytes of the spare segment zeroed per idle step: about a millisecond of work here. */
 const SPARE_STEP_BYTES = 1024 * 1024;
 
@@ -162,6 +169,7 @@ function run(): void {
     // drain() releases what it read: the writer has copied it into the files by then.
     while (ring.drain(onFrame) > 0) {}
     if (dirty) {
+      if (FAULT_FSYNC_DELAY_MS > 0) Atomics.wait(sleepCell, 0, 0, FAULT_FSYNC_DELAY_MS);
       const t0 = performance.now();
       log.sync();
       fsync.recordValue(Math.max(1, Math.round((performance.now() - t0) * 1000)));
