@@ -27,6 +27,7 @@ import {
   OutBuffer,
 } from '../src/shared/message-codec.js';
 import { DEFAULT_ENTRY_LIMITS, FrameType, HandshakeRole } from '../src/shared/protocol.js';
+import { filled, measureRate, timingSink } from './bench-timing.js';
 
 const argv = process.argv.slice(2);
 const option = (name: string, fallback: string): string => {
@@ -36,29 +37,9 @@ const option = (name: string, fallback: string): string => {
 const budgetMs = Number(option('ms', '400'));
 const only = option('only', 'all');
 
-let sink = 0;
-
-/**
- * Runs `round` (which performs `opsPerRound` operations over `bytesPerRound` bytes) for the
- * budget after a warm-up, and prints the rates.
- */
+/** Runs `round` for the budget after a warm-up (bench-timing.ts) and prints the rates. */
 function measure(name: string, opsPerRound: number, bytesPerRound: number, round: () => number): void {
-  const run = (ms: number): { rounds: number; elapsedMs: number } => {
-    const startMs = performance.now();
-    let rounds = 0;
-    let elapsedMs = 0;
-    do {
-      sink = (sink + round()) | 0;
-      rounds++;
-      elapsedMs = performance.now() - startMs;
-    } while (elapsedMs < ms);
-    return { rounds, elapsedMs };
-  };
-  run(budgetMs);
-  const { rounds, elapsedMs } = run(budgetMs);
-  const opsPerSec = (rounds * opsPerRound * 1000) / elapsedMs;
-  const mbPerSec = (rounds * bytesPerRound * 1000) / elapsedMs / 1e6;
-  const nsPerOp = (elapsedMs * 1e6) / (rounds * opsPerRound);
+  const { opsPerSec, mbPerSec, nsPerOp } = measureRate(budgetMs, opsPerRound, bytesPerRound, round);
   console.log(
     `${name.padEnd(44)} ${fmtRate(opsPerSec).padStart(9)} op/s ${mbPerSec.toFixed(0).padStart(6)} MB/s ${nsPerOp.toFixed(0).padStart(7)} ns/op`,
   );
@@ -68,19 +49,6 @@ function fmtRate(perSec: number): string {
   if (perSec >= 1e6) return `${(perSec / 1e6).toFixed(2)}M`;
   if (perSec >= 1e3) return `${(perSec / 1e3).toFixed(1)}k`;
   return perSec.toFixed(0);
-}
-
-/** Deterministic filler, so runs compare. */
-function filled(byteCount: number, seed = 1): Uint8Array {
-  const out = new Uint8Array(byteCount);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < byteCount; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x;
-  }
-  return out;
 }
 
 // ------------------------------------------------------------------ 1. CRC32C
@@ -277,4 +245,4 @@ console.log(`node ${process.version}, ${budgetMs} ms per case`);
 if (only === 'all' || only === 'crc') benchCrc();
 if (only === 'all' || only === 'entry') benchEntries();
 if (only === 'all' || only === 'frame') benchFrames();
-console.log(`(sink ${sink})`);
+console.log(`(sink ${timingSink()})`);
