@@ -303,6 +303,8 @@ export class Coordinator extends EventEmitter implements ClientHandler {
   private logBytesAppended = 0;
   private logBytesAtSnapshot = 0;
   private snapshotsSaved = 0;
+  /** A snapshot saved past the durable log (see onSnapshotSaved): adopted once the log reaches it. */
+  private snapshotAwaitingLog: Index = 0;
   private snapshotsSent = 0;
   private snapshotsInstalled = 0;
   private snapshotBytesSent = 0;
@@ -1462,6 +1464,10 @@ export class Coordinator extends EventEmitter implements ClientHandler {
     }
     if (this.core.role === Role.Leader)
       this.stages.madeDurable(this.core.log.stableIndex(), performance.now());
+    if (this.snapshotAwaitingLog > 0 && this.snapshotAwaitingLog <= this.storage.lastIndex()) {
+      this.snapshotsSaved--; // counted when it was saved
+      this.onSnapshotSaved(this.snapshotAwaitingLog);
+    }
     this.reclaimWindow();
     this.processReady();
   }
@@ -1574,7 +1580,14 @@ export class Coordinator extends EventEmitter implements ClientHandler {
     while (!this.stopped) {
       const outcome = await this.results.waitForDataAsync();
       if (this.stopped) return;
-      this.results.drain(this.onResult);
+      try {
+        this.results.drain(this.onResult);
+      } catch (err) {
+        // A bug here must stop the node cleanly (reported, threads closed by shutdown),
+        // not kill the process from inside a ring callback.
+        this.fail(new RaftError('ERR_RAFT_INTERNAL', `handling an fsm result failed: ${(err as Error).message}`));
+        return;
+      }
       if (outcome === 'closed') return;
       this.afterApplied();
     }
@@ -1662,6 +1675,13 @@ export class Coordinator extends EventEmitter implements ClientHandler {
     this.snapshotOnDisk = true;
     this.snapshotsSaved++;
     if (this.stopped || this.fatal || index <= this.storage.snapshot().index) return;
+    if (index > this.storage.lastIndex()) {
+      // A follower applies entries the leader committed before its own log-writer made
+      // them durable: the snapshot is adopted (and the log compacted) once they are.
+      this.snapshotAwaitingLog = Math.max(this.snapshotAwaitingLog, index);
+      return;
+    }
+    this.snapshotAwaitingLog = 0;
     this.storage.createSnapshot(index, this.core.configurationAt(index));
     const upTo = index - this.opts.compactionMarginEntries;
     if (upTo < this.storage.firstIndex()) return;
