@@ -135,6 +135,13 @@ import { RingOutbox } from './ring-outbox.js';
 import { SnapshotStreamReceiver } from './snapshot-receiver.js';
 import type { Value } from './state-machine.js';
 
+/**
+ * Fault injection for the chaos harness only: with RAFTLINE_FAULT_UNSAFE_LEASE=1 a node
+ * that believes it leads serves 'lease' reads at once, without checking its lease: the
+ * stale-read bug the linearizability checker must catch. Never set in production.
+ */
+const FAULT_UNSAFE_LEASE = process.env.RAFTLINE_FAULT_UNSAFE_LEASE === '1';
+
 const WRITER_RING_BYTES = 16 * 1024 * 1024;
 const FSM_RING_BYTES = 16 * 1024 * 1024;
 const RESULT_RING_BYTES = 16 * 1024 * 1024;
@@ -229,6 +236,8 @@ export interface NodeStatus {
   readonly pendingApplies: number;
   readonly logWindow: { usedBytes: number; capacityBytes: number; overflowEntries: number };
   readonly stateMachineError: string | null;
+  /** Why the node stopped serving (a disk error, a crashed thread), or null while it serves. */
+  readonly fatal: { code: string; message: string } | null;
   /** Counters since start: how well batching works at every boundary. */
   readonly stats: NodeStats;
 }
@@ -730,7 +739,10 @@ export class Coordinator extends EventEmitter implements ClientHandler {
         index: -1,
       };
       this.reads.set(ctx, read);
-      if (consistency === 'stale') {
+      if (
+        consistency === 'stale' ||
+        (FAULT_UNSAFE_LEASE && consistency === 'lease' && this.core.role === Role.Leader)
+      ) {
         read.index = 0;
         this.sendQuery(ctx, read);
         return;
@@ -988,6 +1000,7 @@ export class Coordinator extends EventEmitter implements ClientHandler {
         overflowEntries: this.window.overflowEntries,
       },
       stateMachineError: this.stateMachineError,
+      fatal: this.fatal ? { code: this.fatal.code, message: this.fatal.message } : null,
       stats: {
         fsyncs: this.control.writerSyncs,
         entriesWritten: this.control.writerEntries,
@@ -1585,7 +1598,9 @@ export class Coordinator extends EventEmitter implements ClientHandler {
       } catch (err) {
         // A bug here must stop the node cleanly (reported, threads closed by shutdown),
         // not kill the process from inside a ring callback.
-        this.fail(new RaftError('ERR_RAFT_INTERNAL', `handling an fsm result failed: ${(err as Error).message}`));
+        this.fail(
+          new RaftError('ERR_RAFT_INTERNAL', `handling an fsm result failed: ${(err as Error).message}`),
+        );
         return;
       }
       if (outcome === 'closed') return;

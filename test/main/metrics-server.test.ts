@@ -175,6 +175,7 @@ function leaderStatus(): NodeStatus {
     pendingApplies: 3,
     logWindow: { usedBytes: 4096, capacityBytes: 65536, overflowEntries: 2 },
     stateMachineError: null,
+    fatal: null,
     stats: {
       fsyncs: 10,
       entriesWritten: 250,
