@@ -1,0 +1,92 @@
+/**
+ * A finding of the chaos harness's tests (NEEDS.md, item 4): a leader's lease is counted in
+ * its own election timeout, and nothing checks that its followers use the same one. A
+ * leader configured with 10 s among followers with 400 ms, cut off from them, keeps
+ * serving `lease` reads from its old state after they have elected a new leader that
+ * acknowledged a newer write.
+ *
+ * Marked `todo`: it fails as built (the lease read returns the overwritten value). Once
+ * leases account for the peers' timeouts (or are refused while they differ), drop the
+ * `todo`.
+ */
+
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { kvCommand } from '../../examples/kv.js';
+import { RaftClient, type Value } from '../../src/client/raft-client.js';
+import { ChaosCluster, sleep } from './cluster.js';
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'raftline-chaos-lease-'));
+let cluster: ChaosCluster | null = null;
+const clients: RaftClient[] = [];
+
+after(async () => {
+  cluster?.killAllNow();
+  await cluster?.stop().catch(() => {});
+  await Promise.all(clients.map((c) => c.close()));
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+test('a leader with a longer election timeout than its followers serves no stale lease read', {
+  timeout: 60_000,
+  todo: 'leases assume equal election timeouts (test/chaos/NEEDS.md, item 4)',
+}, async () => {
+  const c = await ChaosCluster.start({
+    nodes: 3,
+    root,
+    electionTimeoutMs: 400,
+    heartbeatIntervalMs: 50,
+    segmentBytes: 512 * 1024,
+    snapshotLogEntries: 0,
+    snapshotMinIntervalS: 5,
+    compactionMarginEntries: 1000,
+    logWindowBytes: 8 * 1024 * 1024,
+    logLevel: 'warn',
+  });
+  cluster = c;
+  const clientOf = new Map(
+    c.nodes.map((n) => {
+      const client = new RaftClient({ endpoints: [n.address], maxRedirects: 0, requestTimeoutMs: 3000 });
+      clients.push(client);
+      return [n.id, client] as const;
+    }),
+  );
+  const first = await c.waitForLeader(15_000);
+  assert.ok(first !== null);
+  // One follower restarts with a much longer election timeout, and is made leader.
+  const slow = c.nodes.find((n) => n.id !== first);
+  assert.ok(slow);
+  await slow.kill();
+  await slow.start({ electionTimeoutMs: 10_000 });
+  for (let i = 0; i < 100 && (await c.leader()) !== slow.id; i++) {
+    const current = await c.leader();
+    if (current !== null && current !== slow.id) {
+      await (clientOf.get(current) as RaftClient).transfer(slow.id).catch(() => {});
+    }
+    await sleep(200);
+  }
+  assert.equal(await c.leader(), slow.id, 'the transfer did not happen');
+  const put = (node: string, value: string): Promise<Value> =>
+    (clientOf.get(node) as RaftClient).apply(kvCommand({ op: 'put', key: 'x', value }));
+  await put(slow.id, 'v1');
+
+  c.mesh.isolate(slow.id, 'cut');
+  let fresh: string | null = null;
+  for (let i = 0; i < 100 && fresh === null; i++) {
+    for (const [id, s] of await c.statuses()) if (id !== slow.id && s?.role === 'Leader') fresh = id;
+    if (fresh === null) await sleep(100);
+  }
+  assert.ok(fresh !== null, 'the others elected no leader');
+  await put(fresh, 'v2');
+
+  const lease = await (clientOf.get(slow.id) as RaftClient)
+    .read({ op: 'get', key: 'x' }, { consistency: 'lease' })
+    .then(
+      (v: Value) => `answered ${JSON.stringify(v)}`,
+      (err: { code?: string }) => `failed ${err.code}`,
+    );
+  assert.notEqual(lease, 'answered "v1"', 'a stale lease read: v2 was acknowledged before it began');
+});
