@@ -30,6 +30,7 @@ export function exitCodeFor(err: unknown): number {
     case 'ECONNREFUSED':
       return EXIT_UNAVAILABLE;
     case 'ERR_RAFT_NOT_SUPPORTED':
+    case 'ERR_RAFT_TOO_LARGE':
     case 'ERR_RAFT_TRANSFER_REFUSED':
     case 'ERR_RAFT_PROPOSAL_DROPPED':
     case 'ERR_RAFT_STATE_MACHINE':

@@ -51,6 +51,20 @@ export interface ClientHandler {
 }
 
 const CONSISTENCY: readonly ReadConsistency[] = ['linearizable', 'lease', 'stale'];
+/**
+ * Answers waiting to be sent (encoded this turn, or queued in the socket) beyond which no
+ * more requests are read from the connection until the client has taken them: a client
+ * that pipelines requests and does not read its answers would otherwise make the node
+ * buffer them without bound (a 13-byte Status request is answered with kilobytes).
+ */
+export const MAX_PENDING_ANSWER_BYTES = 1024 * 1024;
+/**
+ * Requests of one connection being worked on (read, not yet answered) beyond which no
+ * more are read until some are answered: answers that arrive later (reads, applies) are
+ * then bounded too. Far above what a `RaftClient` keeps in flight; more simply wait in
+ * TCP, so nothing is refused.
+ */
+export const MAX_REQUESTS_IN_FLIGHT = 1024;
 /** Text payloads (ids, peer specs): the codec has already checked that they are UTF-8. */
 const utf8 = new TextDecoder('utf-8');
 
@@ -64,17 +78,29 @@ export function serveClient(
   const out = new OutBuffer(16 * 1024);
   let flushScheduled = false;
   let closed = false;
+  /** Requests read and not yet answered. */
+  let inFlight = 0;
+  /**
+   * Reading is paused while more answers wait than `MAX_PENDING_ANSWER_BYTES`, or more
+   * requests than `MAX_REQUESTS_IN_FLIGHT`.
+   */
+  let readPaused = false;
+  const answersFull = (): boolean =>
+    inFlight >= MAX_REQUESTS_IN_FLIGHT || out.length + socket.writableLength > MAX_PENDING_ANSWER_BYTES;
   const flush = (): void => {
     flushScheduled = false;
     if (closed || out.length === 0) return;
     // socket.write keeps the buffer until it is sent: give it its own copy, one per turn.
     socket.write(out.view().slice());
     out.clear();
+    // The socket may have taken everything at once, in which case no 'drain' follows.
+    resumeReading();
   };
   const respond = (
     requestId: number,
     result: { ok: true; value: Value } | { ok: false; error: ClientErrorValue },
   ): void => {
+    inFlight--;
     if (closed) return;
     try {
       encodeClientResponse(
@@ -105,7 +131,9 @@ export function serveClient(
       (err: unknown) => respond(requestId, { ok: false, error: errorValue(err) }),
     );
   };
+  /** Works on `req`; every path answers it exactly once (`respond`). */
   const handle = (req: ClientRequest): void => {
+    inFlight++;
     switch (req.op) {
       case ClientOp.Apply:
         settle(req.requestId, () => handler.apply(req.payload, EntryType.Normal));
@@ -133,9 +161,19 @@ export function serveClient(
         settle(req.requestId, () => handler.read(query, consistency));
         return;
       }
-      case ClientOp.Status:
-        settle(req.requestId, async () => handler.statusValue());
+      case ClientOp.Status: {
+        // Answered at once (nothing to wait for), so that the answer, kilobytes for a
+        // 13-byte request, counts against MAX_PENDING_ANSWER_BYTES before the next request is read.
+        let value: Value;
+        try {
+          value = handler.statusValue();
+        } catch (err) {
+          respond(req.requestId, { ok: false, error: errorValue(err) });
+          return;
+        }
+        respond(req.requestId, { ok: true, value });
         return;
+      }
       case ClientOp.Transfer: {
         const target = utf8.decode(req.payload);
         settle(req.requestId, () => handler.transfer(target));
@@ -187,8 +225,23 @@ export function serveClient(
     closed = true;
     socket.destroy();
   };
+  const resumeReading = (): void => {
+    if (!readPaused || closed || answersFull()) return;
+    readPaused = false;
+    socket.resume();
+    drain();
+  };
   const drain = (): void => {
     for (;;) {
+      if (closed) return;
+      if (answersFull()) {
+        // Requests stay in the decoder (and TCP pushes back on the client) until then.
+        if (!readPaused) {
+          readPaused = true;
+          socket.pause();
+        }
+        return;
+      }
       let frame: ReturnType<FrameDecoder['next']>;
       try {
         frame = decoder.next();
@@ -217,6 +270,7 @@ export function serveClient(
     decoder.push(chunk);
     drain();
   });
+  socket.on('drain', resumeReading);
   socket.on('error', () => {});
   socket.on('close', () => {
     closed = true;

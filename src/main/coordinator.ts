@@ -146,6 +146,13 @@ const WRITER_RING_BYTES = 16 * 1024 * 1024;
 const FSM_RING_BYTES = 16 * 1024 * 1024;
 const RESULT_RING_BYTES = 16 * 1024 * 1024;
 const REPLICATOR_RING_BYTES = 8 * 1024 * 1024;
+/**
+ * The largest command (or batch payload) `apply` accepts. An entry travels to a follower
+ * in one AppendEntries frame through its replicator's ring (REPLICATOR_RING_BYTES), so a
+ * larger one could not be replicated at all; half the ring leaves room for the frame's
+ * head and the entries around it.
+ */
+export const MAX_COMMAND_BYTES = 4 * 1024 * 1024;
 /** Inline record runs are cut at this size so a frame always fits its ring. */
 const MAX_INLINE_RUN_BYTES = 2 * 1024 * 1024;
 /** Per-peer lines in the control block (peers added later take free lines). */
@@ -710,6 +717,14 @@ export class Coordinator extends EventEmitter implements ClientHandler {
   apply(data: Uint8Array, type: EntryType.Normal | EntryType.Batch = EntryType.Normal): Promise<Value> {
     const refusal = this.refuseWrite();
     if (refusal) return Promise.reject(refusal);
+    if (data.byteLength > MAX_COMMAND_BYTES) {
+      return Promise.reject(
+        new RaftError(
+          'ERR_RAFT_TOO_LARGE',
+          `a command of ${data.byteLength} bytes; at most ${MAX_COMMAND_BYTES} can be replicated`,
+        ),
+      );
+    }
     if (this.proposals.length + this.waiters.size >= this.opts.maxPendingApplies) {
       return Promise.reject(new BusyError(`${this.opts.maxPendingApplies} applies are already waiting`));
     }

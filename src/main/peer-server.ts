@@ -89,6 +89,17 @@ export interface PeerServerOptions {
 /** Default `handshakeTimeoutMs`. */
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000;
 
+/**
+ * The highest term a Raft message may carry. A node adopts any higher term it hears of
+ * (from anyone that shook hands with the cluster id) and later campaigns at that term + 1:
+ * from a term of 2^53-1, which the wire format allows, the increment leaves the safe
+ * integers and the node crashes at its next election (a frame it cannot encode), at
+ * every restart after that (the term is persisted), and so do the nodes it told. No
+ * cluster comes within 2^32 of the limit by holding elections (one a second would take
+ * 136 years), so a message claiming such a term is refused like one from an impostor.
+ */
+export const MAX_ACCEPTED_TERM = Number.MAX_SAFE_INTEGER - 2 ** 32;
+
 /** The same warning from the same remote host is logged at most once per this period. */
 const WARN_REPEAT_MS = 60_000;
 /** Bound of the rate limiter's memory: a scan from many hosts must not grow it. */
@@ -121,7 +132,10 @@ export class PeerServer {
   framesReceived = 0;
   /** Connections closed for a malformed frame (`FrameError`). */
   frameErrors = 0;
-  /** Connections closed for a well-formed frame that breaks the protocol (wrong `from`/`to`), or a throwing `onMessage`. */
+  /**
+   * Connections closed for a well-formed frame that breaks the protocol (wrong `from`/`to`,
+   * a term above `MAX_ACCEPTED_TERM`), or a throwing `onMessage`.
+   */
   protocolErrors = 0;
 
   private readonly options: PeerServerOptions;
@@ -283,6 +297,16 @@ export class PeerServer {
           `route ${socket.remoteAddress}`,
           { remote: conn.remote, peer: peerId, from: m.from, to: m.to, nodeId: this.options.nodeId },
           'message not from the node that shook hands or not to us; closing the connection',
+        );
+        socket.destroy();
+        return;
+      }
+      if (m.term > MAX_ACCEPTED_TERM) {
+        this.protocolErrors++;
+        this.warnLimited(
+          `term ${socket.remoteAddress}`,
+          { remote: conn.remote, peer: peerId, term: m.term, maxTerm: MAX_ACCEPTED_TERM },
+          'message with a term no cluster reaches; closing the connection',
         );
         socket.destroy();
         return;

@@ -12,6 +12,7 @@
  * hostile: a malformed body is a `ClientFrameError` value with a stable code, never an
  * exception. Byte fields of a decoded request (`payload`, `commands`) are views of the
  * body, not copies: a caller that keeps them past the socket's next read must copy them.
+ * A decoded ApplyBatch builds its `commands` only when they are first read.
  */
 
 import { readU16, readU32, writeU16, writeU32 } from './entry-codec.js';
@@ -325,11 +326,13 @@ function decodeBatchRequest(payload: Uint8Array, requestId: number): ClientReque
   if (payload.byteLength < CLIENT_BATCH_LENGTH_BYTES)
     return new ClientFrameError('ERR_CLIENT_TRUNCATED', 'an ApplyBatch request without a count');
   const count = readU32(payload, 0);
-  // Every command takes at least its length field: a count beyond that is a lie, refused
-  // before the array is allocated from it.
+  // Every command takes at least its length field: a count beyond that is a lie.
   if (count > (payload.byteLength - CLIENT_BATCH_LENGTH_BYTES) / CLIENT_BATCH_LENGTH_BYTES)
     return new ClientFrameError('ERR_CLIENT_TRUNCATED', `${count} commands cannot fit in the batch`);
-  const commands: Uint8Array[] = new Array(count);
+  // Checked by walking the lengths, without building anything: a batch of millions of
+  // empty commands (4 bytes each) is a few MiB of request but would be a view object of
+  // ~100 bytes per command, gigabytes for one 64 MiB frame. The node proposes `payload`
+  // as it is and never looks at `commands`; they are built on first access.
   let at = CLIENT_BATCH_LENGTH_BYTES;
   for (let i = 0; i < count; i++) {
     if (at + CLIENT_BATCH_LENGTH_BYTES > payload.byteLength)
@@ -338,12 +341,34 @@ function decodeBatchRequest(payload: Uint8Array, requestId: number): ClientReque
     at += CLIENT_BATCH_LENGTH_BYTES;
     if (len > payload.byteLength - at)
       return new ClientFrameError('ERR_CLIENT_TRUNCATED', `command ${i} of the batch runs past its end`);
-    commands[i] = payload.subarray(at, at + len);
     at += len;
   }
   if (at !== payload.byteLength)
     return new ClientFrameError('ERR_CLIENT_BAD_PAYLOAD', `${payload.byteLength - at} bytes after the batch`);
-  return { op: ClientOp.ApplyBatch, flags: 0, requestId, payload, commands };
+  let commands: Uint8Array[] | undefined;
+  return {
+    op: ClientOp.ApplyBatch,
+    flags: 0,
+    requestId,
+    payload,
+    get commands(): Uint8Array[] {
+      commands ??= splitBatch(payload, count);
+      return commands;
+    },
+  };
+}
+
+/** The commands of a batch payload already checked by `decodeBatchRequest`, as views of it. */
+function splitBatch(payload: Uint8Array, count: number): Uint8Array[] {
+  const commands: Uint8Array[] = new Array(count);
+  let at = CLIENT_BATCH_LENGTH_BYTES;
+  for (let i = 0; i < count; i++) {
+    const len = readU32(payload, at);
+    at += CLIENT_BATCH_LENGTH_BYTES;
+    commands[i] = payload.subarray(at, at + len);
+    at += len;
+  }
+  return commands;
 }
 
 // ------------------------------------------------------------------ responses
