@@ -77,6 +77,12 @@ export interface FsmReady {
   readonly canSnapshot: boolean;
 }
 
+/**
+ * The largest result frame sent to the coordinator: a quarter of its result ring (16 MiB),
+ * so that a frame always fits beside the others in flight.
+ */
+const MAX_RESULT_FRAME_BYTES = 4 * 1024 * 1024;
+
 const data = workerData as FsmData;
 const port = parentPort;
 if (port === null) throw new Error('fsm must run in a worker thread');
@@ -160,6 +166,23 @@ async function run(): Promise<void> {
       // A result the codec cannot carry (a Map, a function...) is the user's bug in one
       // entry's result, not a reason to stop applying: the caller gets an error value.
       encodeValue({ error: `the state machine's result cannot be sent: ${(err as Error).message}` }, scratch);
+    }
+    if (scratch.length > MAX_RESULT_FRAME_BYTES) {
+      // A result that cannot cross the result ring (a batch of half a million results,
+      // say) is answered as an error of that request, not a reason to stop applying.
+      const resultBytes = scratch.length - RESULT_VALUE_BODY_OFFSET;
+      scratch.clear();
+      scratch.append(RESULT_VALUE_BODY_OFFSET);
+      encodeValue(
+        {
+          error: `the state machine's result is ${resultBytes} bytes; at most ${MAX_RESULT_FRAME_BYTES} can be sent`,
+        },
+        scratch,
+      );
+      scratch.bytes.fill(0, 0, RESULT_VALUE_BODY_OFFSET);
+      scratch.bytes[0] = ResultFrame.Value;
+      writeU64(scratch.bytes, RESULT_INDEX_OFFSET, index);
+      writeU64(scratch.bytes, RESULT_TERM_OFFSET, term);
     }
     stage(scratch.view());
   };
