@@ -1,14 +1,6 @@
 #!/bin/bash
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # 3 serve processes, a bench against them, CPU seconds of every process (utime+stime from /proc) during the bench.
-W=${W:-/tmp/raftline-cluster-bench}; rm -rf $W; mkdir -p $W; cd $W
-PEERS=n1=127.0.0.1:27001,n2=127.0.0.1:27002,n3=127.0.0.1:27003
-pids=()
-for i in 1 2 3; do
-  node "$ROOT"/dist/src/cli/main.js serve --id n$i --listen 127.0.0.1:2700$i --peers $PEERS --data-dir $W/d$i --fsm kv --log-level warn > $W/n$i.log 2>&1 &
-  pids+=($!)
-done
-sleep 3
+source "$(dirname "${BASH_SOURCE[0]}")/start-cluster.sh"
 tick=$(getconf CLK_TCK)
 cpu() { awk -v t=$tick '{print ($14+$15)/t}' /proc/$1/stat; }
 declare -A before

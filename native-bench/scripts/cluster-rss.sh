@@ -1,14 +1,6 @@
 #!/bin/bash
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # 3 serve processes (kv), raftline bench for DUR seconds at the given ARGS; RSS of every server every 10 s.
-W=${W:-/tmp/raftline-cluster-bench}; rm -rf $W; mkdir -p $W; cd $W
-PEERS=n1=127.0.0.1:27001,n2=127.0.0.1:27002,n3=127.0.0.1:27003
-pids=()
-for i in 1 2 3; do
-  node "$ROOT"/dist/src/cli/main.js serve --id n$i --listen 127.0.0.1:2700$i --peers $PEERS --data-dir $W/d$i --fsm kv --log-level warn > $W/n$i.log 2>&1 &
-  pids+=($!)
-done
-sleep 3
+source "$(dirname "${BASH_SOURCE[0]}")/start-cluster.sh"
 node "$ROOT"/dist/src/cli/main.js bench --cluster 127.0.0.1:27001,127.0.0.1:27002,127.0.0.1:27003 --warmup 0 --duration ${DUR:-180} ${ARGS} --json $W/rss-bench.json > $W/rss-bench.out 2>&1 &
 bp=$!
 t0=$(date +%s)

@@ -312,14 +312,12 @@ export class Coordinator extends EventEmitter implements ClientHandler {
   private readonly snapshotlessWarned = new Set<NodeId>();
   /** Whether the state machine saves snapshots at all (it has `onSnapshotSave`). */
   private canSnapshot = false;
-  /** Whether a snapshot exists on disk (the founding configuration alone is not one). */
-  private snapshotOnDisk = false;
   private lastSnapshotAtMs = 0;
   /** Record bytes handed to the log-writer since start, and at the last snapshot: the bytes trigger. */
   private logBytesAppended = 0;
   private logBytesAtSnapshot = 0;
   private snapshotsSaved = 0;
-  /** A snapshot saved past the durable log (see onSnapshotSaved): adopted once the log reaches it. */
+  /** A snapshot saved past the durable log (see adoptSnapshot): adopted once the log reaches it. */
   private snapshotAwaitingLog: Index = 0;
   private snapshotsSent = 0;
   private snapshotsInstalled = 0;
@@ -334,8 +332,16 @@ export class Coordinator extends EventEmitter implements ClientHandler {
   private readonly readsAwaitingApply: number[] = [];
   /** The newest snapshot taken or asked for (the bootstrap one until then). */
   private lastSnapshot: { index: Index; term: Term } = { index: 0, term: 0 };
-  /** The newest snapshot known to be on disk: what a failed save falls back to. */
+  /**
+   * The newest snapshot known to be on disk (index 0: none; the founding configuration is
+   * not one): what a failed save falls back to.
+   */
   private savedSnapshot: { index: Index; term: Term } = { index: 0, term: 0 };
+
+  /** Whether a snapshot exists on disk, to send to a follower. */
+  private get snapshotOnDisk(): boolean {
+    return this.savedSnapshot.index > 0;
+  }
   /** `snapshot()` calls waiting for the fsm, in the order their frames were sent. */
   private readonly snapshotWaiters: { resolve: (v: Value) => void; reject: (e: Error) => void }[] = [];
   private readSeq = 0;
@@ -475,7 +481,6 @@ export class Coordinator extends EventEmitter implements ClientHandler {
 
     // Where the log starts: the latest snapshot; else the founders' configuration at index
     // 1; else (a node that joined) nothing, until the leader sends a snapshot.
-    this.snapshotOnDisk = snapshot !== null;
     this.storage = new MemoryStorage(
       snapshot ?? (this.founders.length > 0 ? bootstrapSnapshot(this.founders) : EMPTY_SNAPSHOT),
     );
@@ -510,7 +515,7 @@ export class Coordinator extends EventEmitter implements ClientHandler {
     this.appliedIndex = snapshot ? snapIndex : 0;
     this.fsmHandedIndex = this.appliedIndex;
     this.lastSnapshot = { index: snapIndex, term: this.storage.snapshot().term };
-    this.savedSnapshot = this.lastSnapshot;
+    if (snapshot) this.savedSnapshot = this.lastSnapshot;
     this.lastSnapshotAtMs = performance.now();
     this.core = new RaftCore({
       id: o.id,
@@ -1312,7 +1317,6 @@ export class Coordinator extends EventEmitter implements ClientHandler {
    */
   private onSnapshotInstalled(meta: SnapshotMeta, leader: NodeId, leaderTerm: Term): void {
     if (this.stopped || this.fatal) return;
-    this.snapshotOnDisk = true;
     // It is the newest snapshot in the store now, whether or not the core needs it (it
     // may hold those entries already): a local save must not claim an older index.
     if (meta.index > this.savedSnapshot.index) {
@@ -1493,8 +1497,7 @@ export class Coordinator extends EventEmitter implements ClientHandler {
     if (this.core.role === Role.Leader)
       this.stages.madeDurable(this.core.log.stableIndex(), performance.now());
     if (this.snapshotAwaitingLog > 0 && this.snapshotAwaitingLog <= this.storage.lastIndex()) {
-      this.snapshotsSaved--; // counted when it was saved
-      this.onSnapshotSaved(this.snapshotAwaitingLog);
+      this.adoptSnapshot(this.snapshotAwaitingLog);
     }
     this.reclaimWindow();
     this.processReady();
@@ -1670,8 +1673,9 @@ export class Coordinator extends EventEmitter implements ClientHandler {
         if (f[1] === 1) {
           const { index, term } = answer as { index: Index; term: Term };
           this.log.info({ index, term }, 'snapshot taken');
+          this.snapshotsSaved++;
           if (index > this.savedSnapshot.index) this.savedSnapshot = { index, term };
-          this.onSnapshotSaved(index);
+          this.adoptSnapshot(index);
           waiter?.resolve({ index, term, fresh: true });
         } else {
           // The claimed index was not saved: the next call must try again.
@@ -1701,9 +1705,7 @@ export class Coordinator extends EventEmitter implements ClientHandler {
    * `index - compactionMarginEntries`, so a follower only slightly behind still catches
    * up from the log.
    */
-  private onSnapshotSaved(index: Index): void {
-    this.snapshotOnDisk = true;
-    this.snapshotsSaved++;
+  private adoptSnapshot(index: Index): void {
     if (this.stopped || this.fatal || index <= this.storage.snapshot().index) return;
     if (index > this.storage.lastIndex()) {
       // A follower applies entries the leader committed before its own log-writer made

@@ -134,7 +134,8 @@ function size(rng: Rng, max: number): number {
   return rng.int(max + 1);
 }
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
+/** `parts` back to back, in a buffer of their own. */
+export function concat(parts: readonly Uint8Array[]): Uint8Array {
   let n = 0;
   for (const p of parts) n += p.byteLength;
   const b = new Uint8Array(n);

@@ -23,6 +23,7 @@ import { decodeSnapshotReply, SnapshotStreamError } from '../../src/shared/snaps
 import {
   type BaseFrame,
   clientRequest,
+  concat,
   disrupt,
   type FrameContext,
   garbage,
@@ -131,18 +132,6 @@ interface Plan {
 
 function bump(map: Record<string, number>, key: string, by = 1): void {
   map[key] = (map[key] ?? 0) + by;
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.byteLength;
-  const b = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    b.set(p, at);
-    at += p.byteLength;
-  }
-  return b;
 }
 
 export class Fuzzer {
