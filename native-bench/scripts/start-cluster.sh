@@ -1,5 +1,5 @@
 #!/bin/bash
-# Sourced by cluster-cpu.sh and cluster-rss.sh: starts three `raftline serve` processes (kv) on
+# Sourced by cluster-cpu.sh, cluster-rss.sh and cluster-idle.sh: starts three `raftline serve` processes (kv) on
 # 127.0.0.1:27001-27003 with data under $W, their pids in `pids`, and waits for them to elect.
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 W=${W:-/tmp/raftline-cluster-bench}; rm -rf $W; mkdir -p $W; cd $W

@@ -9,6 +9,8 @@ import { kvCommand } from '../../examples/kv.js';
 import { type ClusterConfiguration, RaftClient } from '../client/raft-client.js';
 import type { Value } from '../main/state-machine.js';
 import { parsePeerSpec } from '../shared/address.js';
+import { ADMIN_SECRET_ENV, clientSecretOptions, SECRET_ENV } from '../shared/auth.js';
+import { clientTlsOption } from '../shared/tls-config.js';
 import { statusOfAll, waitForLeader } from './cluster-status.js';
 
 const DEFAULT_CLUSTER = '127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003';
@@ -24,6 +26,9 @@ interface ClusterOption {
   cluster: string;
   clusterId: string;
   timeoutMs: string;
+  secretFile?: string;
+  adminSecretFile?: string;
+  tlsCa?: string;
 }
 
 function endpointsOf(o: ClusterOption): string[] {
@@ -36,7 +41,13 @@ async function withClient<T>(
   fn: (c: RaftClient, endpoints: string[]) => Promise<T>,
 ): Promise<T> {
   const endpoints = endpointsOf(o);
-  const client = new RaftClient({ endpoints, clusterId: o.clusterId, requestTimeoutMs: Number(o.timeoutMs) });
+  const client = new RaftClient({
+    endpoints,
+    clusterId: o.clusterId,
+    requestTimeoutMs: Number(o.timeoutMs),
+    ...clientSecretOptions(o),
+    ...clientTlsOption(o),
+  });
   try {
     return await fn(client, endpoints);
   } finally {
@@ -58,7 +69,13 @@ function clusterOptions(cmd: Command, timeoutMs = DEFAULT_TIMEOUT_MS): Command {
   return cmd
     .option('--cluster <list>', 'nodes to contact: host:port,host:port,...', DEFAULT_CLUSTER)
     .option('--cluster-id <id>', 'the cluster id', 'raftline')
-    .option('--timeout-ms <ms>', 'per-request timeout', timeoutMs);
+    .option('--timeout-ms <ms>', 'per-request timeout', timeoutMs)
+    .option('--secret-file <file>', `the cluster secret, if the nodes have one (default: $${SECRET_ENV})`)
+    .option(
+      '--admin-secret-file <file>',
+      `the admin secret, for transfer, membership and snapshot (default: $${ADMIN_SECRET_ENV})`,
+    )
+    .option('--tls-ca <file>', 'the nodes listen with TLS: the CA that signed their certificates (PEM)');
 }
 
 /** Checks an `id=host:port` argument before anything is sent: a typo is a usage error (exit 2). */

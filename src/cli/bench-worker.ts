@@ -17,6 +17,10 @@ import { createLatencyHistogram, encodeHistogram } from '../shared/histogram.js'
 export interface BenchTask {
   readonly endpoints: string[];
   readonly clusterId: string;
+  /** The cluster secret's bytes, when the nodes have one. */
+  readonly secret?: Uint8Array;
+  /** The CA (PEM) the nodes' TLS certificates are checked against, when they listen with TLS. */
+  readonly tlsCa?: Uint8Array;
   readonly connections: number;
   readonly pipeline: number;
   readonly batch: number;
@@ -64,6 +68,8 @@ export default async function run(task: BenchTask): Promise<BenchWorkerResult> {
       endpoints: task.endpoints,
       clusterId: task.clusterId,
       requestTimeoutMs: task.requestTimeoutMs,
+      ...(task.secret !== undefined ? { secret: task.secret } : {}),
+      ...(task.tlsCa !== undefined ? { tls: { ca: task.tlsCa } } : {}),
     });
     await c.connect();
     clients.push(c);

@@ -16,7 +16,9 @@ import type { Histogram } from 'hdr-histogram-js';
 import { Piscina } from 'piscina';
 import { RaftClient } from '../client/raft-client.js';
 import type { Value } from '../main/state-machine.js';
+import { ADMIN_SECRET_ENV, clientSecretOptions, SECRET_ENV } from '../shared/auth.js';
 import { decodeHistogram, mergeHistograms } from '../shared/histogram.js';
+import { clientTlsOption } from '../shared/tls-config.js';
 import type { BenchTask, BenchWorkerResult } from './bench-worker.js';
 import { waitForLeader } from './cluster-status.js';
 import { LocalCluster } from './local-cluster.js';
@@ -30,6 +32,9 @@ import { formatSummary } from './report/summary-table.js';
 export interface BenchOptions {
   cluster?: string;
   clusterId: string;
+  secretFile?: string;
+  adminSecretFile?: string;
+  tlsCa?: string;
   duration: string;
   warmup: string;
   connections: string;
@@ -56,6 +61,12 @@ export function addBenchCommand(program: Command): void {
     )
     .option('--cluster <list>', 'an existing cluster: host:port,host:port,...')
     .option('--cluster-id <id>', 'the cluster id', 'raftline')
+    .option('--secret-file <file>', `the cluster secret, if the nodes have one (default: $${SECRET_ENV})`)
+    .option(
+      '--admin-secret-file <file>',
+      `the admin secret, if the nodes have one (default: $${ADMIN_SECRET_ENV})`,
+    )
+    .option('--tls-ca <file>', 'the nodes listen with TLS: the CA that signed their certificates (PEM)')
     .option('--duration <s>', 'measured seconds', '10')
     .option('--warmup <s>', 'seconds of load before measuring', '2')
     .option('--connections <n>', 'client connections', '8')
@@ -124,7 +135,9 @@ async function bench(o: BenchOptions): Promise<void> {
     });
     endpoints = local.endpoints;
   }
-  const admin = new RaftClient({ endpoints, clusterId: o.clusterId });
+  const secrets = clientSecretOptions(o);
+  const tlsOption = clientTlsOption(o);
+  const admin = new RaftClient({ endpoints, clusterId: o.clusterId, ...secrets, ...tlsOption });
   let pool: Piscina | null = null;
   try {
     const leader = await waitForLeader(admin, endpoints, 20_000);
@@ -190,6 +203,8 @@ async function bench(o: BenchOptions): Promise<void> {
       const task: BenchTask = {
         endpoints: [leader.address, ...endpoints.filter((e) => e !== leader.address)],
         clusterId: o.clusterId,
+        ...(secrets.secret !== undefined ? { secret: secrets.secret } : {}),
+        ...(tlsOption.tls !== undefined ? { tlsCa: tlsOption.tls.ca } : {}),
         connections: n,
         pipeline,
         batch,

@@ -6,6 +6,7 @@ import { MetricsServer } from '../main/metrics-server.js';
 import type { RaftNodeOptions } from '../main/options.js';
 import { RaftNode } from '../main/raft-node.js';
 import { parseHostPort } from '../shared/address.js';
+import { ADMIN_SECRET_ENV, SECRET_ENV } from '../shared/auth.js';
 import { fsmModuleUrl } from './fsm-module.js';
 
 /**
@@ -21,7 +22,7 @@ const NUMERIC_FLAGS = [
     'heartbeat interval, at most a third of the election timeout (default 100)',
   ],
   ['segmentBytes', '<bytes>', 'size of each preallocated segment file (default 64 MiB)'],
-  ['logWindowBytes', '<bytes>', 'shared memory for recent entries, a power of two (default 64 MiB)'],
+  ['logWindowBytes', '<bytes>', 'shared memory for recent entries, a power of two (default 32 MiB)'],
   [
     'snapshotIntervalS',
     '<s>',
@@ -58,6 +59,22 @@ const NUMERIC_FLAGS = [
     '<n>',
     'a node added by add-peer is promoted to voter once within this many entries of the leader (default 1000)',
   ],
+  [
+    'maxPendingApplies',
+    '<n>',
+    'applies waiting at once; more are refused with ERR_RAFT_BUSY (default 10000)',
+  ],
+  [
+    'maxConnections',
+    '<n>',
+    'connections open at once on the listen port; the last 16 are kept for peers (default 1024)',
+  ],
+  ['handshakeTimeoutMs', '<ms>', 'a connection with no complete handshake by then is closed (default 5000)'],
+  [
+    'clientIdleTimeoutMs',
+    '<ms>',
+    'a client connection with nothing in flight and no traffic for this long is closed (0: never; default 300000)',
+  ],
 ] as const satisfies readonly (readonly [keyof RaftNodeOptions, string, string])[];
 
 type NumericOption = (typeof NUMERIC_FLAGS)[number][0];
@@ -74,12 +91,21 @@ export type ServeOptions = {
   join: boolean;
   sync: boolean;
   logLevel: string;
+  secretFile?: string;
+  adminSecretFile?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
 } & { [K in NumericOption]?: string };
 
 /** `--snapshot-interval-s` for `snapshotIntervalS`. */
 function flagOf(option: string): string {
   if (option === 'stateMachine') return '--fsm';
   if (option === 'sync') return '--no-sync';
+  // The TLS files' flags are shorter than their options; an environment variable is its own name.
+  if (option === 'tlsCertFile' || option === 'tlsKeyFile' || option === 'tlsCaFile')
+    return `--tls-${option.slice(3, -4).toLowerCase()}`;
+  if (/^[A-Z_]+$/.test(option)) return option;
   return `--${option.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 }
 
@@ -104,7 +130,18 @@ export function addServeCommand(program: Command): void {
     .option('--cluster-id <id>', 'peers and clients of another cluster id are refused', 'raftline')
     .option('--metrics <host:port>', 'serve Prometheus text at /metrics and JSON at /status')
     .option('--no-sync', 'do not fdatasync (fast, but a machine crash can lose acknowledged writes)')
-    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', 'info');
+    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', 'info')
+    .option(
+      '--secret-file <file>',
+      `the cluster secret (16+ bytes) every peer and client must prove (default: $${SECRET_ENV}, else none)`,
+    )
+    .option(
+      '--admin-secret-file <file>',
+      `the secret clients need for transfer, membership and snapshot (default: $${ADMIN_SECRET_ENV}, else none)`,
+    )
+    .option('--tls-cert <file>', "TLS: this node's certificate (PEM; with --tls-key and --tls-ca)")
+    .option('--tls-key <file>', "TLS: this node's private key (PEM)")
+    .option('--tls-ca <file>', "TLS: the CA that signed every node's certificate (PEM)");
   for (const [option, value, description] of NUMERIC_FLAGS) {
     cmd.option(`${flagOf(option)} ${value}`, description);
   }
@@ -144,6 +181,11 @@ export function nodeOptionsOf(o: ServeOptions): RaftNodeOptions {
     sync: o.sync,
     logLevel: o.logLevel as 'info',
     ...(o.join ? { join: true } : {}),
+    ...(o.secretFile !== undefined ? { secretFile: o.secretFile } : {}),
+    ...(o.adminSecretFile !== undefined ? { adminSecretFile: o.adminSecretFile } : {}),
+    ...(o.tlsCert !== undefined ? { tlsCertFile: o.tlsCert } : {}),
+    ...(o.tlsKey !== undefined ? { tlsKeyFile: o.tlsKey } : {}),
+    ...(o.tlsCa !== undefined ? { tlsCaFile: o.tlsCa } : {}),
     ...numeric,
   };
 }

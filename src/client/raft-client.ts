@@ -13,19 +13,31 @@
  * no hint it tries the other endpoints after a short backoff. Both are bounded by
  * `maxRedirects`.
  *
+ * Writes are exactly-once (Raft thesis §6.3, `client-session.ts`): the client opens a
+ * session under a random id before its first write, and numbers every `apply` and
+ * `applyBatch`; the cluster applies each number at most once and answers a copy with the
+ * first one's result. So a write IS retried, with its number, until `requestTimeoutMs`:
+ * after a lost connection, a node's ERR_RAFT_TIMEOUT, SHUTDOWN, UNAVAILABLE or BUSY, any
+ * number of ERR_RAFT_NOT_LEADER, or no answer within `retryAfterMs` (then to the next
+ * endpoint). A write whose session the cluster no longer has (idle past its session
+ * timeout, or evicted by newer sessions) fails with ERR_RAFT_SESSION_EXPIRED, its outcome
+ * unknown; the next write opens a new session.
+ *
  * Failures: a request that gets no answer in `requestTimeoutMs` fails with
- * ERR_RAFT_TIMEOUT; a lost connection fails the requests in flight on it with
- * ERR_RAFT_UNAVAILABLE. Neither is retried: an apply may have been committed without its
- * answer arriving, and only the caller knows whether sending it again is safe. The next
+ * ERR_RAFT_TIMEOUT; a lost connection fails the other requests in flight on it with
+ * ERR_RAFT_UNAVAILABLE (a membership change may have been made without its answer
+ * arriving, and only the caller knows whether sending it again is safe). The next
  * request reconnects. Errors are the classes of `src/main/errors.ts`, rebuilt from the
  * `{ code, message }` the node sent, so `instanceof` and `code` both work.
  */
 
-import net from 'node:net';
+import type net from 'node:net';
 import type { ReadConsistency } from '../main/coordinator.js';
 import {
+  AuthError,
   BusyError,
   errorFromRecord,
+  ForbiddenError,
   NotLeaderError,
   ProposalRejectedError,
   RaftError,
@@ -34,6 +46,7 @@ import {
   UnavailableError,
 } from '../main/errors.js';
 import { parseHostPort, parsePeerSpec } from '../shared/address.js';
+import { ConnectorAuth, type ConnectorCredentials, type ConnectorStep, toSecret } from '../shared/auth.js';
 import {
   type ClientErrorValue,
   ClientFrameError,
@@ -45,10 +58,10 @@ import {
   ReadConsistencyCode,
 } from '../shared/client-codec.js';
 import {
-  encodeHandshakeFrame,
   FrameDecoder,
   type FrameDecoderOptions,
   FrameError,
+  type Handshake,
   OutBuffer,
 } from '../shared/message-codec.js';
 import {
@@ -62,7 +75,9 @@ import {
   HandshakeRole,
   RAFT_MESSAGE_MAX_OVERHEAD_BYTES,
 } from '../shared/protocol.js';
+import { type ConnectorTls, connectToNode } from '../shared/tls-config.js';
 import { encodedValueBytes, type Value } from '../shared/value-codec.js';
+import { ClientSessionState } from './client-session.js';
 
 /** The base class of every error a `RaftClient` rejects with (its subclasses are in `src/main/errors.ts`). */
 export { RaftError } from '../main/errors.js';
@@ -91,12 +106,34 @@ export interface RaftClientOptions {
   readonly connectTimeoutMs?: number;
   /** How many times one request may be sent elsewhere after ERR_RAFT_NOT_LEADER. Default 5. */
   readonly maxRedirects?: number;
+  /** A write with no answer for this long is sent again, same seq, to the next endpoint. Default 3000. */
+  readonly retryAfterMs?: number;
   /**
    * Largest frame sent or accepted, header included. Default `DEFAULT_MAX_FRAME_BYTES`, as
    * the node's: a larger request is refused here instead of making the node close the
    * connection under every request in flight.
    */
   readonly maxFrameBytes?: number;
+  /**
+   * The cluster secret (at least 16 bytes; trailing white space is cut), when the nodes
+   * have one: the client proves it, and refuses a node that does not prove it back.
+   * Default none. Read it from a file or the environment, never take it from a command line.
+   */
+  readonly secret?: string | Uint8Array;
+  /**
+   * The admin secret, when the nodes have one: without it, Transfer, AddPeer, AddLearner,
+   * RemovePeer and Snapshot fail with ERR_RAFT_FORBIDDEN. Default none.
+   */
+  readonly adminSecret?: string | Uint8Array;
+  /**
+   * TLS, when the nodes listen with it: `ca` (PEM) is what a node's certificate must be
+   * signed by; `cert` and `key` (PEM) are presented if given. Default plain TCP.
+   */
+  readonly tls?: {
+    readonly ca: string | Uint8Array;
+    readonly cert?: string | Uint8Array;
+    readonly key?: string | Uint8Array;
+  };
 }
 
 /** How a read is served. */
@@ -114,6 +151,18 @@ const CONSISTENCY_CODES: Readonly<Record<ReadConsistency, ReadConsistencyCode>> 
 const NO_BYTES = new Uint8Array(0);
 const utf8 = new TextEncoder();
 const U32_MAX = 0xffff_ffff;
+/**
+ * Node errors after which a session op is sent again (same seq): the node did not apply
+ * it, or may have, and a copy is answered with the first one's result either way.
+ */
+const RETRYABLE_FOR_SESSIONS: ReadonlySet<string> = new Set([
+  'ERR_RAFT_TIMEOUT',
+  'ERR_RAFT_SHUTDOWN',
+  'ERR_RAFT_UNAVAILABLE',
+  'ERR_RAFT_BUSY',
+]);
+/** The cluster no longer has the client's session (or the write's result). */
+const SESSION_EXPIRED = 'ERR_RAFT_SESSION_EXPIRED';
 /** First backoff before trying another endpoint without a leader hint; doubles per attempt. */
 const BACKOFF_BASE_MS = 25;
 /** Ceiling of that backoff: an election rarely takes longer. */
@@ -136,6 +185,22 @@ interface Pending {
   requestId: number;
   redirects: number;
   settled: boolean;
+  /** Session ops: the 16-byte client id (register) or the 32-byte header (writes). */
+  readonly session: Uint8Array | undefined;
+  /** Writes: the session and seq they were numbered in. */
+  readonly sess: ClientSessionState | null;
+  readonly seq: number;
+  /** When the request fails with ERR_RAFT_TIMEOUT (performance.now() ms). */
+  readonly deadlineMs: number;
+  /** Session ops: how many times it was sent again after a failure (for the backoff). */
+  retries: number;
+  /** Session ops: the failure that made it be sent again last; what it fails with at its deadline. */
+  lastError: Error | null;
+  /**
+   * Session ops: a copy was sent and its fate is unknown (no answer, a lost connection, a
+   * timeout). Then no later failure says the write was not applied: it fails as unknown.
+   */
+  maybeApplied: boolean;
 }
 
 /** One TCP connection to one node. */
@@ -166,8 +231,13 @@ export class RaftClient {
   private readonly requestTimeoutMs: number;
   private readonly connectTimeoutMs: number;
   private readonly maxRedirects: number;
+  private readonly retryAfterMs: number;
+  /** The client session writes are numbered in; replaced when the cluster says it expired. */
+  private session = new ClientSessionState();
   private readonly maxFrameBytes: number;
   private readonly maxEntryPayloadBytes: number;
+  private readonly credentials: ConnectorCredentials;
+  private readonly tls: ConnectorTls | null;
   /** The endpoint the next connection tries first: the last one that worked, or a leader hint. */
   private target: string;
   private current: Connection | null = null;
@@ -186,6 +256,7 @@ export class RaftClient {
     this.requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 2000;
     this.maxRedirects = options.maxRedirects ?? 5;
+    this.retryAfterMs = options.retryAfterMs ?? 3000;
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     // No Raft entries travel to a client, but FrameDecoder insists that a frame can hold
     // one largest entry: give it the entry limit that the frame limit implies.
@@ -199,10 +270,28 @@ export class RaftClient {
       ['requestTimeoutMs', this.requestTimeoutMs],
       ['connectTimeoutMs', this.connectTimeoutMs],
       ['maxRedirects', this.maxRedirects],
+      ['retryAfterMs', this.retryAfterMs],
     ] as const) {
       if (!Number.isFinite(v) || v < 0) throw new RangeError(`${name} ${v} is not a non-negative number`);
     }
     this.target = this.endpoints[0] as string;
+    const t = options.tls;
+    const pem = (v: string | Uint8Array): Uint8Array => (typeof v === 'string' ? Buffer.from(v) : v);
+    this.tls =
+      t === undefined
+        ? null
+        : {
+            ca: pem(t.ca),
+            ...(t.cert !== undefined ? { cert: pem(t.cert) } : {}),
+            ...(t.key !== undefined ? { key: pem(t.key) } : {}),
+          };
+    this.credentials = {
+      secret: options.secret === undefined ? null : toSecret(options.secret, 'RaftClient option secret'),
+      adminSecret:
+        options.adminSecret === undefined
+          ? null
+          : toSecret(options.adminSecret, 'RaftClient option adminSecret'),
+    };
   }
 
   /** The endpoint of the node the client is connected to, or null. */
@@ -220,7 +309,7 @@ export class RaftClient {
 
   /** Proposes `command`; resolves with the state machine's result once it is applied. */
   apply(command: Uint8Array): Promise<Value> {
-    return this.request(ClientOp.Apply, 0, command, undefined, undefined);
+    return this.write(ClientOp.SessionApply, command, undefined);
   }
 
   /**
@@ -229,7 +318,7 @@ export class RaftClient {
    * per command.
    */
   applyBatch(commands: readonly Uint8Array[]): Promise<Value[]> {
-    return this.request(ClientOp.ApplyBatch, 0, NO_BYTES, commands, undefined) as Promise<Value[]>;
+    return this.write(ClientOp.SessionApplyBatch, NO_BYTES, commands) as Promise<Value[]>;
   }
 
   /** Runs `query` against the state machine, served as `consistency` asks (default linearizable). */
@@ -339,17 +428,71 @@ export class RaftClient {
     return conf;
   }
 
+  /** A write in the client session: numbered now, sent once the session is registered. */
+  private write(
+    op: ClientOp.SessionApply | ClientOp.SessionApplyBatch,
+    payload: Uint8Array,
+    commands: readonly Uint8Array[] | undefined,
+  ): Promise<Value> {
+    if (this.closed) return Promise.reject(closedError());
+    const sess = this.session;
+    const { seq, header } = sess.begin();
+    let created: { pending: Pending; promise: Promise<Value> };
+    try {
+      created = this.newPending(op, 0, payload, commands, undefined, header, sess, seq);
+    } catch (err) {
+      sess.answered(seq);
+      return Promise.reject(err);
+    }
+    const p = created.pending;
+    if (sess.registered) this.dispatch(p);
+    else {
+      this.register(sess).then(
+        () => {
+          if (!p.settled) this.dispatch(p);
+        },
+        (err: Error) => this.settle(p, err),
+      );
+    }
+    return created.promise;
+  }
+
+  /** Opens `sess` on the cluster, once; a failed registration is tried again by the next write. */
+  private register(sess: ClientSessionState): Promise<void> {
+    sess.registration ??= this.request(
+      ClientOp.SessionRegister,
+      0,
+      NO_BYTES,
+      undefined,
+      undefined,
+      sess.clientId,
+      sess,
+    ).then(
+      () => {
+        sess.registered = true;
+        sess.lastFailure = null;
+      },
+      (err: unknown) => {
+        sess.registration = null;
+        throw err;
+      },
+    );
+    return sess.registration;
+  }
+
   private request(
     op: ClientOp,
     flags: number,
     payload: Uint8Array,
     commands: readonly Uint8Array[] | undefined,
     query: Value,
+    session?: Uint8Array,
+    sess: ClientSessionState | null = null,
   ): Promise<Value> {
     if (this.closed) return Promise.reject(closedError());
     let created: { pending: Pending; promise: Promise<Value> };
     try {
-      created = this.newPending(op, flags, payload, commands, query);
+      created = this.newPending(op, flags, payload, commands, query, session, sess);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -364,8 +507,11 @@ export class RaftClient {
     payload: Uint8Array,
     commands: readonly Uint8Array[] | undefined,
     query: Value,
+    session?: Uint8Array,
+    sess: ClientSessionState | null = null,
+    seq = 0,
   ): { pending: Pending; promise: Promise<Value> } {
-    let frameBytes = FRAME_HEADER_BYTES + CLIENT_REQUEST_FIXED_BYTES;
+    let frameBytes = FRAME_HEADER_BYTES + CLIENT_REQUEST_FIXED_BYTES + (session?.byteLength ?? 0);
     if (commands !== undefined) {
       frameBytes += CLIENT_BATCH_LENGTH_BYTES;
       for (const c of commands) frameBytes += CLIENT_BATCH_LENGTH_BYTES + c.byteLength;
@@ -398,14 +544,76 @@ export class RaftClient {
       requestId: 0,
       redirects: 0,
       settled: false,
+      session,
+      sess,
+      seq,
+      deadlineMs: performance.now() + this.requestTimeoutMs,
+      retries: 0,
+      maybeApplied: false,
+      lastError: null,
     };
-    pending.timer = setTimeout(() => {
-      this.settle(
-        pending,
-        new TimeoutError(`no answer to ${clientOpName(op)} in ${this.requestTimeoutMs} ms${outcomeNote(op)}`),
-      );
-    }, this.requestTimeoutMs);
+    this.armTimer(pending);
     return { pending, promise };
+  }
+
+  /**
+   * Starts `p`'s timer: its deadline, or for a session op (safe to send again) whichever
+   * comes first of that and `retryAfterMs`, when it is sent again elsewhere.
+   */
+  private armTimer(p: Pending): void {
+    const left = p.deadlineMs - performance.now();
+    const wait = p.session !== undefined ? Math.min(this.retryAfterMs, left) : left;
+    p.timer = setTimeout(() => this.onTimer(p), Math.max(0, wait));
+  }
+
+  /** `p`'s timer fired: it fails at its deadline; before it, a session op is sent again elsewhere. */
+  private onTimer(p: Pending): void {
+    p.timer = null;
+    if (p.session === undefined || performance.now() >= p.deadlineMs - 1) {
+      const late = `no answer to ${clientOpName(p.op)} in ${this.requestTimeoutMs} ms${outcomeNote(p.op)}`;
+      this.settle(p, p.lastError ?? p.sess?.lastFailure ?? new TimeoutError(late));
+      return;
+    }
+    // The node has been silent on this request for retryAfterMs: try the next one.
+    const conn = p.conn;
+    if (conn !== null) p.maybeApplied = true;
+    if (conn !== null) this.moveTo(this.endpointAfter(conn.endpoint), conn);
+    this.detach(p);
+    this.armTimer(p);
+    this.dispatch(p);
+  }
+
+  /** Takes `p` off the connection it is in flight on (its answer there, if any, is ignored). */
+  private detach(p: Pending): void {
+    const conn = p.conn;
+    if (conn === null) return;
+    conn.inFlight.delete(p.requestId);
+    p.conn = null;
+    this.maybeRetire(conn);
+  }
+
+  /**
+   * `p` failed with `error` where sending it again is safe for a session op (the cluster
+   * applies a write once, whatever the copies): it is sent again after a backoff, until its
+   * deadline. Any other request fails with `error`.
+   */
+  private lose(p: Pending, error: Error): void {
+    // Only a failure that may pass is worth waiting out: not a wrong cluster or a refusal.
+    const transient = error instanceof RaftError && RETRYABLE_FOR_SESSIONS.has(error.code);
+    if (p.session === undefined || !transient || this.closed || performance.now() >= p.deadlineMs) {
+      this.settle(p, error);
+      return;
+    }
+    if ((error as RaftError).code !== 'ERR_RAFT_BUSY') p.maybeApplied = true;
+    this.detach(p);
+    p.lastError = error;
+    // A write waiting for its session's registration fails, at its deadline, as that does.
+    if (p.op === ClientOp.SessionRegister && p.sess !== null) p.sess.lastFailure = error;
+    p.retries++;
+    const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (p.retries - 1));
+    setTimeout(() => {
+      if (!p.settled) this.dispatch(p);
+    }, delay);
   }
 
   /** Sends `p` on the current connection, connecting first when there is none. */
@@ -426,7 +634,7 @@ export class RaftClient {
       (c) => {
         if (!p.settled) this.send(p, c);
       },
-      (err: Error) => this.settle(p, err),
+      (err: Error) => this.lose(p, err),
     );
   }
 
@@ -434,9 +642,11 @@ export class RaftClient {
   private send(p: Pending, conn: Connection): void {
     if (p.settled) return;
     if (conn.closed) {
-      this.settle(p, lostError(conn, p.op));
+      this.lose(p, lostError(conn, p.op));
       return;
     }
+    // The acknowledged-below point as of this send: answers that came since count.
+    if (p.sess !== null && p.seq > 0 && p.session !== undefined) p.sess.stamp(p.session);
     let id = this.nextRequestId;
     // u32 ids wrap after four billion requests; skip one still in flight, however unlikely.
     while (conn.inFlight.has(id)) id = id === U32_MAX ? 1 : id + 1;
@@ -450,6 +660,7 @@ export class RaftClient {
           requestId: id,
           payload: p.payload,
           ...(p.commands !== undefined ? { commands: p.commands as Uint8Array[] } : {}),
+          ...(p.session !== undefined ? { session: p.session } : {}),
         });
     } catch (err) {
       // Nothing was written: the encoders leave the buffer unchanged when they throw.
@@ -480,6 +691,8 @@ export class RaftClient {
   private settle(p: Pending, error: Error | null, value?: Value): void {
     if (p.settled) return;
     p.settled = true;
+    // Answered, or given up on: either way the cluster may forget its result.
+    p.sess?.answered(p.seq);
     if (p.timer !== null) clearTimeout(p.timer);
     p.timer = null;
     const conn = p.conn;
@@ -488,7 +701,7 @@ export class RaftClient {
       p.conn = null;
       this.maybeRetire(conn);
     }
-    if (error !== null) p.reject(error);
+    if (error !== null) p.reject(p.maybeApplied ? outcomeUnknown(p, error) : error);
     else p.resolve(value);
   }
 
@@ -508,10 +721,17 @@ export class RaftClient {
       return;
     }
     const e = error as ClientErrorValue;
-    if (e.code === 'ERR_RAFT_NOT_LEADER' && p.redirects < this.maxRedirects) {
+    // A session op may follow the leader for as long as its deadline allows.
+    if (e.code === 'ERR_RAFT_NOT_LEADER' && (p.redirects < this.maxRedirects || p.session !== undefined)) {
+      if (p.session !== undefined) p.lastError = errorFromWire(e);
       this.redirect(p, conn, e.leaderAddress);
       return;
     }
+    if (RETRYABLE_FOR_SESSIONS.has(e.code)) {
+      this.lose(p, errorFromWire(e));
+      return;
+    }
+    if (e.code === SESSION_EXPIRED && p.sess === this.session) this.session = new ClientSessionState();
     this.settle(p, errorFromWire(e));
   }
 
@@ -534,9 +754,11 @@ export class RaftClient {
     }
     const next = hint ?? this.endpointAfter(conn.endpoint);
     this.moveTo(next, conn);
-    if (hint !== null) this.dispatch(p);
+    // Past maxRedirects (a session op, following the leader to its deadline), hints wait
+    // the backoff too: two nodes naming each other must not be bounced between at once.
+    if (hint !== null && p.redirects <= this.maxRedirects) this.dispatch(p);
     else {
-      const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (p.redirects - 1));
+      const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** Math.min(p.redirects - 1, 16));
       setTimeout(() => {
         if (!p.settled) this.dispatch(p);
       }, delay);
@@ -622,7 +844,7 @@ export class RaftClient {
   private open(endpoint: string): Promise<Connection> {
     return new Promise<Connection>((resolve, reject) => {
       const { host, port } = parseHostPort(endpoint);
-      const socket = net.connect({ host, port, noDelay: true });
+      const { socket, ready } = connectToNode(host, port, this.tls);
       socket.setNoDelay(true);
       const conn: Connection = {
         endpoint,
@@ -648,11 +870,14 @@ export class RaftClient {
         () => refuse(new UnavailableError(`${endpoint}: no handshake within ${this.connectTimeoutMs} ms`)),
         this.connectTimeoutMs,
       );
-      socket.on('connect', () => {
-        // The handshake: role client, our cluster id, no node id (a client has none).
-        const out = new OutBuffer(64);
-        encodeHandshakeFrame(out, { role: HandshakeRole.Client, clusterId: this.clusterId, nodeId: '' });
-        socket.write(out.view());
+      // The handshake: role client, our cluster id, no node id (a client has none), and
+      // our proofs once the node proved itself (`src/shared/auth.ts`).
+      const auth = new ConnectorAuth(
+        { role: HandshakeRole.Client, clusterId: this.clusterId, nodeId: '', electionTimeoutMs: 0 },
+        this.credentials,
+      );
+      socket.on(ready, () => {
+        socket.write(auth.helloBytes);
       });
       socket.on('data', (chunk: Buffer) => {
         conn.decoder.push(chunk);
@@ -666,21 +891,17 @@ export class RaftClient {
             else this.breakConnection(conn, error);
             return;
           }
-          if (frame.type === FrameType.Handshake) {
-            const hs = frame.handshake;
-            if (hs.clusterId !== this.clusterId) {
-              refuse(
-                new RaftError(
-                  'ERR_RAFT_WRONG_CLUSTER',
-                  `${endpoint} is a node of cluster ${JSON.stringify(hs.clusterId)}, not ${JSON.stringify(this.clusterId)}`,
-                ),
-              );
-              return;
+          if (frame.type === FrameType.Handshake || frame.type === FrameType.Auth) {
+            let step: ConnectorStep;
+            if (frame.type === FrameType.Auth) step = auth.onAuth(frame.auth.proof);
+            else {
+              const wrong = nodeHandshakeError(endpoint, this.clusterId, frame.handshake);
+              if (wrong !== null) return void refuse(wrong);
+              step = auth.onHandshake(frame.handshake);
             }
-            if (hs.role !== HandshakeRole.Peer) {
-              refuse(new UnavailableError(`${endpoint} answered as a client, not as a node`));
-              return;
-            }
+            if (step.kind === 'refuse') return void refuse(new AuthError(`${endpoint}: ${step.reason}`));
+            if (step.kind === 'wait') continue;
+            if (step.reply.byteLength > 0) socket.write(step.reply);
             opening = false;
             clearTimeout(timer);
             conn.ready = true;
@@ -718,7 +939,7 @@ export class RaftClient {
             new UnavailableError(`${endpoint}: ${socketError ?? 'connection closed before the handshake'}`),
           );
         }
-        for (const p of [...conn.inFlight.values()]) this.settle(p, lostError(conn, p.op));
+        for (const p of [...conn.inFlight.values()]) this.lose(p, lostError(conn, p.op));
       });
     });
   }
@@ -742,11 +963,39 @@ export class RaftClient {
 
 // ------------------------------------------------------------------ errors
 
+/** Why a node's handshake answer is refused (another cluster, not a node), or null. */
+function nodeHandshakeError(endpoint: string, clusterId: string, hs: Handshake): RaftError | null {
+  if (hs.clusterId !== clusterId) {
+    return new RaftError(
+      'ERR_RAFT_WRONG_CLUSTER',
+      `${endpoint} is a node of cluster ${JSON.stringify(hs.clusterId)}, not ${JSON.stringify(clusterId)}`,
+    );
+  }
+  if (hs.role !== HandshakeRole.Peer)
+    return new UnavailableError(`${endpoint} answered as a client, not as a node`);
+  return null;
+}
+
 /** What a caller learns about a write that lost its answer. */
+/**
+ * How a session write fails once an earlier copy of it may have been applied: as of
+ * unknown outcome (ERR_RAFT_TIMEOUT), whatever the last copy was told. A refusal of the
+ * last copy (not leader, busy, session expired) says nothing of the earlier ones, and a
+ * caller that took it for "not applied" and wrote again could apply the write twice.
+ */
+function outcomeUnknown(p: Pending, error: Error): Error {
+  if (error instanceof TimeoutError) return error;
+  return new TimeoutError(
+    `${clientOpName(p.op)} failed (${(error as RaftError).code ?? 'error'}: ${error.message}) after an earlier copy went unanswered${outcomeNote(p.op)}`,
+  );
+}
+
 function outcomeNote(op: ClientOp): string {
   switch (op) {
     case ClientOp.Apply:
     case ClientOp.ApplyBatch:
+    case ClientOp.SessionApply:
+    case ClientOp.SessionApplyBatch:
       return '; the command may or may not have been applied (its outcome is unknown)';
     case ClientOp.AddPeer:
     case ClientOp.AddLearner:
@@ -809,6 +1058,10 @@ function rebuild(code: string, message: string): RaftError {
       return new UnavailableError(message);
     case 'ERR_RAFT_PROPOSAL_DROPPED':
       return new ProposalRejectedError(message);
+    case 'ERR_RAFT_FORBIDDEN':
+      return new ForbiddenError(message);
+    case 'ERR_RAFT_AUTH':
+      return new AuthError(message);
     default:
       return errorFromRecord({ code, message });
   }

@@ -29,7 +29,13 @@ import { ProposalDropped } from '../raft/errors.js';
 import { type Message, MessageType, message } from '../raft/messages.js';
 import { type AppendWork, type ApplyWork, RaftCore, type Ready, type SoftState } from '../raft/raft-core.js';
 import { Rng } from '../raft/rng.js';
-import { bootstrapSnapshot, EMPTY_SNAPSHOT, MemoryStorage } from '../raft/storage.js';
+import {
+  bootstrapSnapshot,
+  EMPTY_SNAPSHOT,
+  hasReleasedPayload,
+  isReleasedPayload,
+  MemoryStorage,
+} from '../raft/storage.js';
 import {
   type ConfState,
   type Entry,
@@ -48,6 +54,7 @@ import {
   parseHostPort,
   parsePeerSpec,
 } from '../shared/address.js';
+import { connectorWorkerData } from '../shared/auth.js';
 import { ControlBlock, posDiff } from '../shared/control-block.js';
 import {
   encodedEntryBytes,
@@ -130,7 +137,7 @@ import {
 import { FsmSnapshotSink } from './fsm-snapshot-sink.js';
 import { LatencyStages, STAGE_FSYNC } from './latency-stages.js';
 import type { ResolvedOptions } from './options.js';
-import { PeerServer } from './peer-server.js';
+import { PeerServer, type TransportStatus } from './peer-server.js';
 import { RingOutbox } from './ring-outbox.js';
 import { SnapshotStreamReceiver } from './snapshot-receiver.js';
 import type { Value } from './state-machine.js';
@@ -142,8 +149,15 @@ import type { Value } from './state-machine.js';
  */
 const FAULT_UNSAFE_LEASE = process.env.RAFTLINE_FAULT_UNSAFE_LEASE === '1';
 
-const WRITER_RING_BYTES = 16 * 1024 * 1024;
-const FSM_RING_BYTES = 16 * 1024 * 1024;
+/**
+ * Ring sizes. Entry frames reference the log window, so they are small, except entries
+ * that travel inline (one at most MAX_COMMAND_BYTES, runs cut at MAX_INLINE_RUN_BYTES):
+ * 8 MiB holds the largest beside others. Every page of a ring is touched as it wraps, so
+ * these count fully in the node's RSS.
+ */
+const WRITER_RING_BYTES = 8 * 1024 * 1024;
+const FSM_RING_BYTES = 8 * 1024 * 1024;
+/** Larger: a query's answer travels whole in one frame, and some read a large state. */
 const RESULT_RING_BYTES = 16 * 1024 * 1024;
 const REPLICATOR_RING_BYTES = 8 * 1024 * 1024;
 /**
@@ -153,21 +167,36 @@ const REPLICATOR_RING_BYTES = 8 * 1024 * 1024;
  * head and the entries around it.
  */
 export const MAX_COMMAND_BYTES = 4 * 1024 * 1024;
+/**
+ * The largest query `read` takes, encoded: it crosses the fsm ring in one frame
+ * (FSM_RING_BYTES), beside entries.
+ */
+export const MAX_QUERY_BYTES = 4 * 1024 * 1024;
 /** Inline record runs are cut at this size so a frame always fits its ring. */
 const MAX_INLINE_RUN_BYTES = 2 * 1024 * 1024;
+/**
+ * Entry objects kept in the core's storage below the last entry handed to the fsm; older
+ * ones keep only their term, type and size (`MemoryStorage.releaseObjects`). A follower
+ * that needs them again is behind the newest entries, so its AppendEntries come from the
+ * log window or the segment files, never from the objects. Enough to cover the entries
+ * in flight to a follower that keeps up, so the steady state creates no stand-ins.
+ */
+const ENTRY_OBJECTS_KEPT = 16_384;
+/** ...and at most this many bytes of their payloads (large entries): fewer objects are kept then. */
+const ENTRY_PAYLOAD_BYTES_KEPT = 32 * 1024 * 1024;
 /** Per-peer lines in the control block (peers added later take free lines). */
 const PEER_SLOTS = 64;
 
-interface Waiter {
-  readonly term: Term;
-  readonly resolve: (v: Value) => void;
-  readonly reject: (e: Error) => void;
-  readonly deadlineMs: number;
-}
+/** An apply waiting for its result: the proposal itself, once it has an index (one object a write). */
+type Waiter = Proposal;
 
 interface Proposal {
   readonly data: Uint8Array;
   readonly type: EntryType;
+  /** Resolve with the result's value-codec bytes rather than the decoded value (`applyEncoded`). */
+  readonly encoded: boolean;
+  /** The term it was proposed in; set when it gets an index. */
+  term: Term;
   readonly resolve: (v: Value) => void;
   readonly reject: (e: Error) => void;
   readonly deadlineMs: number;
@@ -247,6 +276,18 @@ export interface NodeStatus {
   readonly fatal: { code: string; message: string } | null;
   /** Counters since start: how well batching works at every boundary. */
   readonly stats: NodeStats;
+  /** This process's memory (`process.memoryUsage()`; the heap figures are the main thread's). */
+  readonly memory: {
+    rssBytes: number;
+    heapUsedBytes: number;
+    heapTotalBytes: number;
+    /** Shared memory (rings, the log window) and other buffers outside the heaps. */
+    arrayBuffersBytes: number;
+    /** Log entries the core holds as objects; the others keep only term, type and size. */
+    entryObjects: number;
+    /** Payload bytes of those entries. */
+    entryPayloadBytes: number;
+  };
 }
 
 /** Counters since the node started (DESIGN.md: measure entries per fsync, per AppendEntries, wake-ups per entry). */
@@ -463,6 +504,8 @@ export class Coordinator extends EventEmitter implements ClientHandler {
       window: this.window.buffer,
       logLevel: o.logLevel,
       sync: o.sync,
+      maxClientSessions: o.maxClientSessions,
+      clientSessionTimeoutMs: o.clientSessionTimeoutMs,
     };
     this.fsm = new Worker(new URL('../workers/fsm/worker.js', import.meta.url), { workerData: fsmData });
     const { snapshot, canSnapshot } = await firstMessage<FsmReady>(this.fsm, 'ready', 'fsm');
@@ -555,8 +598,16 @@ export class Coordinator extends EventEmitter implements ClientHandler {
       clusterId: o.clusterId,
       nodeId: o.id,
       logger: this.log,
+      // Who may join (src/shared/auth.ts), and our timeout, compared with each peer's.
+      secrets: { secret: o.secret, adminSecret: o.adminSecret },
+      tls: o.tls,
+      electionTimeoutMs: o.electionTimeoutMs,
+      maxConnections: o.maxConnections,
+      handshakeTimeoutMs: o.handshakeTimeoutMs,
+      clientIdleTimeoutMs: o.clientIdleTimeoutMs,
       onMessage: (frame) => this.onPeerMessage(frame),
-      onClientConnection: (socket, _handshake, decoder) => serveClient(socket, decoder, this, this.log),
+      onClientConnection: (socket, _handshake, decoder, access) =>
+        serveClient(socket, decoder, this, this.log, access),
       onSnapshotConnection: (socket, handshake, decoder) =>
         this.snapshotReceiver?.serve(socket, handshake, decoder),
     });
@@ -668,6 +719,11 @@ export class Coordinator extends EventEmitter implements ClientHandler {
       dataDir: this.opts.dataDir,
       snapshotChunkBytes: this.opts.snapshotChunkBytes,
       snapshotBytesPerSecond: this.opts.snapshotBytesPerSecond,
+      connector: connectorWorkerData({
+        credentials: { secret: this.opts.secret, adminSecret: null },
+        electionTimeoutMs: this.opts.electionTimeoutMs,
+        tls: this.opts.tls,
+      }),
     };
     const worker = new Worker(new URL('../workers/replicator/worker.js', import.meta.url), {
       workerData: data,
@@ -715,11 +771,43 @@ export class Coordinator extends EventEmitter implements ClientHandler {
   // ================================================================ API
 
   /**
+   * True while `apply` refuses with ERR_RAFT_BUSY: `maxPendingApplies` applies wait
+   * (proposed and not yet applied). The client server asks first, so that it refuses the
+   * excess of an overload without building anything for it (`client-server.ts`).
+   */
+  applyBusy(): boolean {
+    return this.proposals.length + this.waiters.size >= this.opts.maxPendingApplies;
+  }
+
+  /**
    * Proposes `data` as one entry of `type` (Normal, or Batch: a batch-codec payload whose
    * commands are applied in turn); resolves with the state machine's result once applied
    * (for a batch, the array of its commands' results).
    */
-  apply(data: Uint8Array, type: EntryType.Normal | EntryType.Batch = EntryType.Normal): Promise<Value> {
+  apply(
+    data: Uint8Array,
+    type: EntryType.Normal | EntryType.Batch | EntryType.Session = EntryType.Normal,
+  ): Promise<Value> {
+    return this.propose(data, type, false);
+  }
+
+  /**
+   * `apply`, resolving with the result as the fsm encoded it (value-codec bytes, itself a
+   * Value: a byte string), for a caller that only passes it on: the client server copies
+   * them into its answer instead of decoding a value here to encode it again.
+   */
+  applyEncoded(
+    data: Uint8Array,
+    type: EntryType.Normal | EntryType.Batch | EntryType.Session,
+  ): Promise<Value> {
+    return this.propose(data, type, true);
+  }
+
+  private propose(
+    data: Uint8Array,
+    type: EntryType.Normal | EntryType.Batch | EntryType.Session,
+    encoded: boolean,
+  ): Promise<Value> {
     const refusal = this.refuseWrite();
     if (refusal) return Promise.reject(refusal);
     if (data.byteLength > MAX_COMMAND_BYTES) {
@@ -730,13 +818,15 @@ export class Coordinator extends EventEmitter implements ClientHandler {
         ),
       );
     }
-    if (this.proposals.length + this.waiters.size >= this.opts.maxPendingApplies) {
+    if (this.applyBusy()) {
       return Promise.reject(new BusyError(`${this.opts.maxPendingApplies} applies are already waiting`));
     }
     return new Promise<Value>((resolve, reject) => {
       this.proposals.push({
         data,
         type,
+        encoded,
+        term: 0,
         resolve,
         reject,
         deadlineMs: performance.now() + this.opts.requestTimeoutMs,
@@ -769,7 +859,8 @@ export class Coordinator extends EventEmitter implements ClientHandler {
       }
       // A lease is only as good as the clock that counts it: catch up first.
       this.catchUpTicks();
-      this.core.readIndex(ctx, consistency === 'lease');
+      // A lease is safe only while every peer counts elections with our timeout (peer-server.ts).
+      this.core.readIndex(ctx, consistency === 'lease' && this.server?.leaseReadsSafe !== false);
       this.scheduleReady();
     });
   }
@@ -981,6 +1072,11 @@ export class Coordinator extends EventEmitter implements ClientHandler {
     return ok;
   }
 
+  /** Who may join, as the peer server sees it (null before it listens). */
+  transportStatus(): TransportStatus | null {
+    return this.server?.transportStatus() ?? null;
+  }
+
   status(): NodeStatus {
     const s = this.core.status();
     const now = performance.now();
@@ -1038,6 +1134,7 @@ export class Coordinator extends EventEmitter implements ClientHandler {
         snapshotBytesResumed: this.snapshotBytesResumed,
         compactions: this.compactions,
       },
+      memory: memoryStatus(this.storage),
     };
   }
 
@@ -1104,13 +1201,19 @@ export class Coordinator extends EventEmitter implements ClientHandler {
 
   private processReady(): void {
     if (this.stopped || this.fatal) return;
-    if (this.proposals.length > 0) this.proposeBatch();
-    while (this.core.hasReady()) this.handleReady(this.core.ready());
-    this.syncReplicators();
-    // Publish every ring once per turn: frames staged outside a Ready (the messages that
-    // waited for a durable write) must not wait for the next one.
-    this.flushRings();
-    this.publishControl();
+    try {
+      if (this.proposals.length > 0) this.proposeBatch();
+      while (this.core.hasReady()) this.handleReady(this.core.ready());
+      this.syncReplicators();
+      // Publish every ring once per turn: frames staged outside a Ready (the messages that
+      // waited for a durable write) must not wait for the next one.
+      this.flushRings();
+      this.publishControl();
+    } catch (err) {
+      // A broken invariant: stop serving (status says why) rather than go on with a core
+      // and rings in an unknown state, or crash the process from a timer callback.
+      this.fail(err instanceof RaftError ? err : new RaftError('ERR_RAFT_INTERNAL', (err as Error).message));
+    }
   }
 
   private proposeBatch(): void {
@@ -1135,7 +1238,8 @@ export class Coordinator extends EventEmitter implements ClientHandler {
         this.waiters.delete(index);
         stale.reject(this.notLeader('the entry was replaced by another leader before it committed'));
       }
-      this.waiters.set(index, { term, resolve: p.resolve, reject: p.reject, deadlineMs: p.deadlineMs });
+      p.term = term;
+      this.waiters.set(index, p);
       last = index;
       this.proposalCount++;
     }
@@ -1267,6 +1371,10 @@ export class Coordinator extends EventEmitter implements ClientHandler {
       }
     }
     // No entries, or entries not yet durable and not in the window: encode them here.
+    if (hasReleasedPayload(m.entries)) {
+      this.fail(releasedEntryError(m.entries));
+      return;
+    }
     s.append(4);
     s.bytes.fill(0, 0, 4);
     s.bytes[0] = ReplicatorFrame.Wire;
@@ -1462,7 +1570,13 @@ export class Coordinator extends EventEmitter implements ClientHandler {
     });
     if (!inWindow) {
       let at = ENTRIES_HEADER_BYTES;
-      for (let k = from; k < to; k++) at += encodeEntry(entries[k] as Entry, f, at);
+      for (let k = from; k < to; k++) {
+        const e = entries[k] as Entry;
+        // Never reached: released entries are applied and durable. Checked because the
+        // stand-in's zero bytes would be stored or applied as if they were the entry.
+        if (isReleasedPayload(e.data)) throw releasedEntryError([e]);
+        at += encodeEntry(e, f, at);
+      }
     }
     out.commit();
   }
@@ -1543,6 +1657,11 @@ export class Coordinator extends EventEmitter implements ClientHandler {
     const last = work.entries[work.entries.length - 1];
     if (last) this.fsmHandedIndex = last.index;
     else if (work.snapshot) this.fsmHandedIndex = work.snapshot.index;
+    this.storage.releaseObjects(
+      this.fsmHandedIndex - ENTRY_OBJECTS_KEPT,
+      ENTRY_PAYLOAD_BYTES_KEPT,
+      this.fsmHandedIndex,
+    );
     for (const e of work.entries) {
       if (e.type === EntryType.ConfChange) {
         const conf = this.core.configurationAt(e.index);
@@ -1602,6 +1721,14 @@ export class Coordinator extends EventEmitter implements ClientHandler {
       read.reject(err as Error);
       return;
     }
+    const queryBytes = s.length - FSM_QUERY_BODY_OFFSET;
+    if (queryBytes > MAX_QUERY_BYTES) {
+      this.reads.delete(ctx);
+      read.reject(
+        new RaftError('ERR_RAFT_TOO_LARGE', `a query of ${queryBytes} bytes; at most ${MAX_QUERY_BYTES}`),
+      );
+      return;
+    }
     this.fsmOutbox.write(s.view());
     this.fsmOutbox.flush();
   }
@@ -1638,7 +1765,12 @@ export class Coordinator extends EventEmitter implements ClientHandler {
           return;
         }
         try {
-          w.resolve(decodeValue(f, RESULT_VALUE_BODY_OFFSET, f.byteLength));
+          // A copy either way: the ring's bytes are reused once the drain moves on.
+          w.resolve(
+            w.encoded
+              ? f.slice(RESULT_VALUE_BODY_OFFSET)
+              : decodeValue(f, RESULT_VALUE_BODY_OFFSET, f.byteLength),
+          );
         } catch (err) {
           w.reject(err as Error);
         }
@@ -1971,4 +2103,25 @@ async function closeWorker(worker: Worker, closeRing: () => Promise<void>): Prom
   await closeRing();
   await closed;
   await worker.terminate();
+}
+
+/** A released entry's stand-in reached a path that would send or apply its bytes: a bug. */
+function releasedEntryError(entries: readonly Entry[]): RaftError {
+  const e = entries.find((x) => isReleasedPayload(x.data)) as Entry;
+  return new RaftError(
+    'ERR_RAFT_INTERNAL',
+    `entry ${e.index} was released from memory but is neither in the log window nor durable`,
+  );
+}
+
+function memoryStatus(storage: MemoryStorage): NodeStatus['memory'] {
+  const m = process.memoryUsage();
+  return {
+    rssBytes: m.rss,
+    heapUsedBytes: m.heapUsed,
+    heapTotalBytes: m.heapTotal,
+    arrayBuffersBytes: m.arrayBuffers,
+    entryObjects: storage.heldObjects(),
+    entryPayloadBytes: storage.heldPayloadBytes(),
+  };
 }

@@ -96,6 +96,26 @@ export class DataDirLockedError extends RaftError {
   }
 }
 
+/**
+ * The operation needs the admin credential (a client that proved the admin secret) and
+ * this connection has none. Nothing was done.
+ */
+export class ForbiddenError extends RaftError {
+  constructor(message: string) {
+    super('ERR_RAFT_FORBIDDEN', message);
+  }
+}
+
+/**
+ * A connection was refused for its credentials: the node or the client lacks the
+ * cluster secret, or they hold different ones, or the other end is an impostor.
+ */
+export class AuthError extends RaftError {
+  constructor(message: string) {
+    super('ERR_RAFT_AUTH', message);
+  }
+}
+
 /** Rebuilds an error that crossed a thread as `{ code, message }`. */
 export function errorFromRecord(record: { code: string; message: string }): RaftError {
   switch (record.code) {

@@ -14,6 +14,7 @@ import type { Histogram } from 'hdr-histogram-js';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { Role } from '../raft/types.js';
 import type { NodeStats, NodeStatus } from './coordinator.js';
+import type { TransportStatus } from './peer-server.js';
 
 /** A latency histogram (microseconds) together with the stage name it is labelled with. */
 export interface StageHistogram {
@@ -298,6 +299,33 @@ export class MetricsServer {
       (s) => s.logDiskBytes,
     );
     simple('raftline_pending_applies', 'Proposals and waiters not yet answered', (s) => s.pendingApplies);
+    // Memory under the names prom-client's default metrics use, read from the status.
+    simple('process_resident_memory_bytes', 'Resident memory size in bytes', (s) => s.memory?.rssBytes);
+    simple(
+      'nodejs_heap_size_used_bytes',
+      "The main thread's heap in use, in bytes",
+      (s) => s.memory?.heapUsedBytes,
+    );
+    simple(
+      'nodejs_heap_size_total_bytes',
+      "The main thread's heap size, in bytes",
+      (s) => s.memory?.heapTotalBytes,
+    );
+    simple(
+      'raftline_array_buffers_bytes',
+      'Shared memory (rings, the log window) and other buffers outside the heaps, in bytes',
+      (s) => s.memory?.arrayBuffersBytes,
+    );
+    simple(
+      'raftline_entry_objects',
+      'Log entries the core holds as objects (the others keep only term, type and size)',
+      (s) => s.memory?.entryObjects,
+    );
+    simple(
+      'raftline_entry_payload_bytes',
+      'Payload bytes of the log entries the core holds as objects',
+      (s) => s.memory?.entryPayloadBytes,
+    );
     simple(
       'raftline_log_window_used_bytes',
       'Bytes of the shared log window in use',
@@ -317,6 +345,41 @@ export class MetricsServer {
       'raftline_state_machine_failed',
       '1 if the state machine has thrown and the node stopped applying, else 0',
       (s) => (s.stateMachineError === undefined ? undefined : s.stateMachineError === null ? 0 : 1),
+    );
+
+    // Who may join (`RaftNode.status().transport`); absent from a bare coordinator status.
+    const transport = (s: NodeStatus): TransportStatus | null | undefined =>
+      (s as NodeStatus & { transport?: TransportStatus | null }).transport;
+    const authFailures: Counter = new Counter({
+      name: 'raftline_auth_failures_total',
+      help: 'Connections refused for a missing or wrong proof of the cluster or admin secret',
+      registers,
+      collect: () => {
+        const s = status();
+        setCounter(authFailures, num(s ? transport(s)?.authFailures : undefined));
+      },
+    });
+    const overLimit: Counter = new Counter({
+      name: 'raftline_connections_over_limit_total',
+      help: 'Connections closed as soon as accepted because maxConnections were open',
+      registers,
+      collect: () => {
+        const s = status();
+        setCounter(overLimit, num(s ? transport(s)?.connectionsOverLimit : undefined));
+      },
+    });
+    simple(
+      'raftline_connections_open',
+      'Connections open on the listen port: peers, clients, snapshot streams and handshakes',
+      (s) => transport(s)?.openConnections,
+    );
+    simple(
+      'raftline_lease_reads_safe',
+      '1 while every peer has our election timeout (lease reads allowed), 0 while they are served as ReadIndex',
+      (s) => {
+        const t = transport(s);
+        return t === null || t === undefined ? undefined : t.leaseReadsSafe ? 1 : 0;
+      },
     );
 
     for (const [key, { name, help }] of Object.entries(STAT_COUNTERS)) {

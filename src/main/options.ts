@@ -13,6 +13,8 @@ import {
   parseHostPort,
   parsePeerSpec,
 } from '../shared/address.js';
+import { ADMIN_SECRET_ENV, loadSecret, SECRET_ENV, type Secret } from '../shared/auth.js';
+import { readPemFile, TlsMaterial } from '../shared/tls-config.js';
 import { InvalidOptionError } from './errors.js';
 
 /** What a caller passes to `RaftNode.start`. */
@@ -53,9 +55,18 @@ export interface RaftNodeOptions {
   sync?: boolean;
   /** Size of each preallocated segment file. Default 64 MiB. */
   segmentBytes?: number;
-  /** Shared memory for recent encoded entries (a power of two). Default 64 MiB. */
+  /**
+   * Shared memory for recent encoded entries (a power of two). Default 32 MiB: seconds of
+   * entries at full load; entries that find it full travel inline, and a follower behind
+   * it is served from the segment files.
+   */
   logWindowBytes?: number;
-  /** Most `apply` calls waiting at once; beyond it `apply` fails with ERR_RAFT_BUSY. Default 100000. */
+  /**
+   * Most `apply` calls waiting at once; beyond it `apply` fails with ERR_RAFT_BUSY. Default
+   * 10000: throughput stops growing at a few thousand waiting (test/cluster/overload.test.ts),
+   * so more only adds queueing delay, and at ten times the load a node can carry 100000
+   * made its goodput fall to 40 % of its peak while 10000 kept it at the peak.
+   */
   maxPendingApplies?: number;
   /** An `apply` or `read` not answered in this time fails with ERR_RAFT_TIMEOUT. Default 10000. */
   requestTimeoutMs?: number;
@@ -86,6 +97,52 @@ export interface RaftNodeOptions {
   promoteMarginEntries?: number;
   /** pino level for this node's log lines on stderr. Default 'info'. */
   logLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /**
+   * A file holding the cluster secret (at least 16 bytes; trailing white space is cut).
+   * Every peer, snapshot stream and client must then prove it, and the node proves it to
+   * them (`src/shared/auth.ts`). Default: the environment variable RAFTLINE_SECRET, else none.
+   */
+  secretFile?: string;
+  /**
+   * A file holding the admin secret: only clients proving it may transfer leadership,
+   * change membership or ask for a snapshot (others get ERR_RAFT_FORBIDDEN). Default: the
+   * environment variable RAFTLINE_ADMIN_SECRET, else none (every client may).
+   */
+  adminSecretFile?: string;
+  /**
+   * TLS on the listen port: this node's certificate and key, and the CA that signed every
+   * node's (PEM files; all three or none). Peers then authenticate each other by
+   * certificate (mutual TLS) and clients check the node against the CA. Default none.
+   */
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  tlsCaFile?: string;
+  /**
+   * Most client sessions (exactly-once writes of `RaftClient`s) kept; beyond it the least
+   * recently written one is evicted, and its client's next write is refused with
+   * ERR_RAFT_SESSION_EXPIRED. The same on every node. Default 10000.
+   */
+  maxClientSessions?: number;
+  /**
+   * A client session with no write for this long, by the leaders' clocks as stamped in the
+   * log, expires. The same on every node. Default 3600000 (one hour).
+   */
+  clientSessionTimeoutMs?: number;
+  /**
+   * Most connections open at once on the listen port (peers, clients, snapshot streams and
+   * connections still shaking hands); one more is closed as soon as it is accepted, so a
+   * flood of connections cannot exhaust the process's file descriptors. The last
+   * `PEER_RESERVED_CONNECTIONS` (16) are kept from clients, for peers and snapshot
+   * streams. Default 1024 (the usual `ulimit -n`), at least 32.
+   */
+  maxConnections?: number;
+  /** A connection that has not completed its handshake (and proof) in this time is closed. Default 5000. */
+  handshakeTimeoutMs?: number;
+  /**
+   * A client connection with no request in flight and no traffic for this long is closed
+   * (a `RaftClient` reconnects on its next request). 0: never. Default 300000 (5 minutes).
+   */
+  clientIdleTimeoutMs?: number;
 }
 
 /** Options after defaults and checks. */
@@ -117,6 +174,17 @@ export interface ResolvedOptions {
   readonly snapshotBytesPerSecond: number;
   readonly promoteMarginEntries: number;
   readonly logLevel: string;
+  /** The cluster secret, or null. Prints as `[secret]`. */
+  readonly secret: Secret | null;
+  /** The admin secret, or null. Prints as `[secret]`. */
+  readonly adminSecret: Secret | null;
+  /** TLS on the listen port, or null. The key never prints. */
+  readonly tls: TlsMaterial | null;
+  readonly maxClientSessions: number;
+  readonly clientSessionTimeoutMs: number;
+  readonly maxConnections: number;
+  readonly handshakeTimeoutMs: number;
+  readonly clientIdleTimeoutMs: number;
 }
 
 const KNOWN = new Set([
@@ -147,6 +215,16 @@ const KNOWN = new Set([
   'snapshotBytesPerSecond',
   'promoteMarginEntries',
   'logLevel',
+  'secretFile',
+  'adminSecretFile',
+  'tlsCertFile',
+  'tlsKeyFile',
+  'tlsCaFile',
+  'maxClientSessions',
+  'clientSessionTimeoutMs',
+  'maxConnections',
+  'handshakeTimeoutMs',
+  'clientIdleTimeoutMs',
 ]);
 const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
@@ -165,6 +243,36 @@ function str(o: Record<string, unknown>, name: string, dflt?: string): string {
     throw new InvalidOptionError(name, `must be a non-empty string, got ${JSON.stringify(v)}`);
   }
   return v;
+}
+
+/** The secret in the file named by option `name`, else in environment variable `envName`, else null. */
+function secretOption(o: Record<string, unknown>, name: string, envName: string): Secret | null {
+  const file = o[name] === undefined ? undefined : str(o, name);
+  try {
+    return loadSecret(file, envName);
+  } catch (err) {
+    throw new InvalidOptionError(file === undefined ? envName : name, (err as Error).message);
+  }
+}
+
+/** The PEM files of `tlsCertFile`, `tlsKeyFile` and `tlsCaFile`: all three, or none (null). */
+function tlsOption(o: Record<string, unknown>): TlsMaterial | null {
+  const names = ['tlsCertFile', 'tlsKeyFile', 'tlsCaFile'] as const;
+  const given = names.filter((n) => o[n] !== undefined);
+  if (given.length === 0) return null;
+  const missing = names.find((n) => o[n] === undefined);
+  if (missing !== undefined) {
+    throw new InvalidOptionError(missing, `is needed with ${given.join(' and ')}: TLS takes all three files`);
+  }
+  const [cert, key, ca] = names.map((n) => {
+    try {
+      return readPemFile(str(o, n), n === 'tlsCertFile' ? 'certificate' : n === 'tlsKeyFile' ? 'key' : 'CA');
+    } catch (err) {
+      if (err instanceof InvalidOptionError) throw err;
+      throw new InvalidOptionError(n, (err as Error).message);
+    }
+  }) as [Uint8Array, Uint8Array, Uint8Array];
+  return new TlsMaterial(cert, key, ca);
 }
 
 /** Applies defaults and checks every option; throws InvalidOptionError naming the first bad one. */
@@ -225,7 +333,7 @@ export function resolveOptions(input: RaftNodeOptions): ResolvedOptions {
   }
   const sync = o.sync === undefined ? true : o.sync;
   if (typeof sync !== 'boolean') throw new InvalidOptionError('sync', 'must be true or false');
-  const logWindowBytes = int(o, 'logWindowBytes', 64 * 1024 * 1024, 64 * 1024, 2 ** 30);
+  const logWindowBytes = int(o, 'logWindowBytes', 32 * 1024 * 1024, 64 * 1024, 2 ** 30);
   if ((logWindowBytes & (logWindowBytes - 1)) !== 0) {
     throw new InvalidOptionError('logWindowBytes', `must be a power of two, got ${logWindowBytes}`);
   }
@@ -247,7 +355,7 @@ export function resolveOptions(input: RaftNodeOptions): ResolvedOptions {
     sync,
     segmentBytes: int(o, 'segmentBytes', 64 * 1024 * 1024, 64 * 1024, 2 ** 31),
     logWindowBytes,
-    maxPendingApplies: int(o, 'maxPendingApplies', 100_000, 1, 10_000_000),
+    maxPendingApplies: int(o, 'maxPendingApplies', 10_000, 1, 10_000_000),
     requestTimeoutMs: int(o, 'requestTimeoutMs', 10_000, 1, 3_600_000),
     shutdownDrainMs: int(o, 'shutdownDrainMs', 2000, 0, 600_000),
     maxAppendBytes: int(o, 'maxAppendBytes', 1024 * 1024, 1024, 16 * 1024 * 1024),
@@ -262,5 +370,13 @@ export function resolveOptions(input: RaftNodeOptions): ResolvedOptions {
     snapshotBytesPerSecond: int(o, 'snapshotBytesPerSecond', 128 * 1024 * 1024, 0, 2 ** 40),
     promoteMarginEntries: int(o, 'promoteMarginEntries', 1000, 0, 2 ** 40),
     logLevel,
+    secret: secretOption(o, 'secretFile', SECRET_ENV),
+    adminSecret: secretOption(o, 'adminSecretFile', ADMIN_SECRET_ENV),
+    tls: tlsOption(o),
+    maxClientSessions: int(o, 'maxClientSessions', 10_000, 1, 10_000_000),
+    clientSessionTimeoutMs: int(o, 'clientSessionTimeoutMs', 3_600_000, 1000, 365 * 86_400_000),
+    maxConnections: int(o, 'maxConnections', 1024, 32, 1_000_000),
+    handshakeTimeoutMs: int(o, 'handshakeTimeoutMs', 5000, 10, 600_000),
+    clientIdleTimeoutMs: int(o, 'clientIdleTimeoutMs', 300_000, 0, 365 * 86_400_000),
   };
 }

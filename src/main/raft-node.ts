@@ -24,9 +24,15 @@ import { Coordinator, type NodeStatus, type ReadConsistency } from './coordinato
 import { checkClusterRecord, DataDirLock } from './data-dir.js';
 import { InvalidOptionError, ShutdownError } from './errors.js';
 import { type RaftNodeOptions, resolveOptions } from './options.js';
+import type { TransportStatus } from './peer-server.js';
 import type { Value } from './state-machine.js';
 
 export type { NodeStatus, ReadConsistency } from './coordinator.js';
+
+/** `RaftNode.status()`: the coordinator's status and the transport's (null before the server runs). */
+export interface RaftNodeStatus extends NodeStatus {
+  readonly transport: TransportStatus | null;
+}
 export type { RaftNodeOptions } from './options.js';
 
 /** A cluster configuration, as membership changes resolve with it. */
@@ -190,15 +196,17 @@ export class RaftNode extends EventEmitter {
     return this.coordinator.histograms();
   }
 
-  /** A snapshot of this node's state (role, term, indexes, peers). */
-  status(): NodeStatus {
-    return this.coordinator.status();
+  /** A snapshot of this node's state (role, term, indexes, peers), and who may join (`transport`). */
+  status(): RaftNodeStatus {
+    return { ...this.coordinator.status(), transport: this.coordinator.transportStatus() };
   }
 
   /** Waits for pending requests (up to `shutdownDrainMs`), stops every thread and releases the data directory. */
   shutdown(): Promise<void> {
     if (!this.shutdownPromise) {
-      this.shutdownPromise = this.coordinator.shutdown().finally(() => this.lock.release());
+      this.shutdownPromise = this.coordinator.shutdown().finally(() => {
+        this.lock.release();
+      });
     }
     return this.shutdownPromise;
   }

@@ -27,6 +27,13 @@ export enum EntryType {
    * command in turn, with one result each.
    */
   Batch = 3,
+  /**
+   * A client session's write (Raft thesis §6.3): a session header (client id, sequence
+   * number, acknowledged-below point, the leader's clock) and a command or a batch, laid
+   * out by `src/shared/session-codec.ts`. The core treats it as a command; the fsm applies
+   * it at most once per (client, sequence number).
+   */
+  Session = 4,
 }
 
 /** One log entry. `data` is opaque to the core. */

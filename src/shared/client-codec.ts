@@ -37,7 +37,10 @@ import {
   FRAME_TYPE_OFFSET,
   FrameType,
   ReadConsistencyCode,
+  SESSION_CLIENT_ID_BYTES,
+  SESSION_REQUEST_HEADER_BYTES,
 } from './protocol.js';
+import { isZeroId, sessionHeaderProblem } from './session-codec.js';
 import { decodeValue, encodedValueBytes, encodeValue, type Value, ValueDecodeError } from './value-codec.js';
 
 /** The client protocol's enums, declared with their layouts in `protocol.ts`; re-exported so codec users need one import. */
@@ -70,8 +73,14 @@ export interface ClientRequest {
   readonly requestId: number;
   /** The op's payload (`protocol.ts`, "CLIENT_REQUEST body"). */
   readonly payload: Uint8Array;
-  /** ApplyBatch only: the commands, in order. */
+  /** ApplyBatch and SessionApplyBatch only: the commands, in order. */
   readonly commands?: Uint8Array[];
+  /**
+   * Session ops only: SessionRegister the 16-byte client id, SessionApply(Batch) the
+   * 32-byte header `[clientId][seq u64][ackBelow u64]` that comes before `payload`
+   * (`protocol.ts`, "session entry payload").
+   */
+  readonly session?: Uint8Array;
 }
 
 /** An error as a CLIENT_RESPONSE carries it: a `RaftError` as a record (`src/main/errors.ts`). */
@@ -103,6 +112,8 @@ export type ClientFrameErrorCode =
   | 'ERR_CLIENT_BAD_FLAGS'
   /** The payload does not fit the op: bytes where none belong, an empty id, bytes after a batch. */
   | 'ERR_CLIENT_BAD_PAYLOAD'
+  /** A session header that is not one: a zero client id, seq 0, ackBelow outside 1..seq, a short register. */
+  | 'ERR_CLIENT_BAD_SESSION'
   /** A text payload (an id, a peer spec) is not valid UTF-8. */
   | 'ERR_CLIENT_BAD_UTF8'
   /** The response status is not a `ClientStatus`. */
@@ -162,6 +173,35 @@ function checkRequestId(requestId: number): void {
     throw new RangeError(`request id ${requestId} is not a u32`);
 }
 
+/** Whether `op` writes through a client session. */
+export function isSessionWrite(op: ClientOp): boolean {
+  return op === ClientOp.SessionApply || op === ClientOp.SessionApplyBatch;
+}
+
+/** Bytes of the session header `op` carries before its payload (0 for ops without a session). */
+function sessionHeaderBytes(op: ClientOp): number {
+  if (op === ClientOp.SessionRegister) return SESSION_CLIENT_ID_BYTES;
+  return isSessionWrite(op) ? SESSION_REQUEST_HEADER_BYTES : 0;
+}
+
+/** Throws RangeError unless `session` is the header `op` needs (encoders check what they send). */
+function checkSession(op: ClientOp, session: Uint8Array | undefined): void {
+  const bytes = sessionHeaderBytes(op);
+  if (bytes === 0) {
+    if (session !== undefined) throw new RangeError(`op ${clientOpName(op)} carries no session`);
+    return;
+  }
+  if (session === undefined || session.byteLength !== bytes)
+    throw new RangeError(`op ${clientOpName(op)} needs a ${bytes}-byte session header`);
+  const problem =
+    op === ClientOp.SessionRegister
+      ? isZeroId(session, 0)
+        ? 'the client id is all zero'
+        : null
+      : sessionHeaderProblem(session, 0);
+  if (problem !== null) throw new RangeError(problem);
+}
+
 function checkFrameBytes(frameBytes: number): void {
   if (frameBytes > FRAME_BYTES_LIMIT)
     throw new RangeError(`a frame of ${frameBytes} bytes exceeds the format`);
@@ -217,33 +257,49 @@ export function encodeClientRequest(out: OutBuffer, req: ClientRequest): number 
   const maxFlags = op === ClientOp.Read ? ReadConsistencyCode.Stale : 0;
   if (!Number.isInteger(flags) || flags < 0 || flags > maxFlags)
     throw new RangeError(`flags ${flags} are not defined for op ${clientOpName(op)}`);
-  const commands = op === ClientOp.ApplyBatch ? req.commands : undefined;
-  if (commands !== undefined) return encodeBatch(out, requestId, commands);
+  checkSession(op, req.session);
+  const session = req.session ?? NO_BYTES;
+  const commands = op === ClientOp.ApplyBatch || op === ClientOp.SessionApplyBatch ? req.commands : undefined;
+  if (commands !== undefined) return encodeBatch(out, op, requestId, session, commands);
   const payload = req.payload;
-  if (wantsEmptyPayload(op) && payload.byteLength !== 0)
+  if ((wantsEmptyPayload(op) || op === ClientOp.SessionRegister) && payload.byteLength !== 0)
     throw new RangeError(`op ${clientOpName(op)} carries no payload`);
   if (wantsText(op) && payload.byteLength === 0)
     throw new RangeError(`op ${clientOpName(op)} needs a payload`);
-  if (op === ClientOp.ApplyBatch && batchCount(payload) < 0)
-    throw new RangeError('an ApplyBatch payload that is not a batch');
-  const frameBytes = FRAME_HEADER_BYTES + CLIENT_REQUEST_FIXED_BYTES + payload.byteLength;
+  if ((op === ClientOp.ApplyBatch || op === ClientOp.SessionApplyBatch) && batchCount(payload) < 0)
+    throw new RangeError(`an ${clientOpName(op)} payload that is not a batch`);
+  const frameBytes =
+    FRAME_HEADER_BYTES + CLIENT_REQUEST_FIXED_BYTES + session.byteLength + payload.byteLength;
   checkFrameBytes(frameBytes);
   const start = out.append(frameBytes);
   const buf = out.bytes;
   const at = writeRequestHead(buf, start, frameBytes, op, flags, requestId);
-  buf.set(payload, at);
+  buf.set(session, at);
+  buf.set(payload, at + session.byteLength);
   return frameBytes;
 }
 
-/** Appends an ApplyBatch request whose batch is built from `commands` straight into `out`. */
-function encodeBatch(out: OutBuffer, requestId: number, commands: readonly Uint8Array[]): number {
+/**
+ * Appends an ApplyBatch (or SessionApplyBatch, after its `session` header) request whose
+ * batch is built from `commands` straight into `out`.
+ */
+function encodeBatch(
+  out: OutBuffer,
+  op: ClientOp,
+  requestId: number,
+  session: Uint8Array,
+  commands: readonly Uint8Array[],
+): number {
   if (commands.length > U32_MAX) throw new RangeError(`${commands.length} commands exceed the format`);
-  let frameBytes = FRAME_HEADER_BYTES + CLIENT_REQUEST_FIXED_BYTES + CLIENT_BATCH_LENGTH_BYTES;
+  let frameBytes =
+    FRAME_HEADER_BYTES + CLIENT_REQUEST_FIXED_BYTES + session.byteLength + CLIENT_BATCH_LENGTH_BYTES;
   for (const c of commands) frameBytes += CLIENT_BATCH_LENGTH_BYTES + c.byteLength;
   checkFrameBytes(frameBytes);
   const start = out.append(frameBytes);
   const buf = out.bytes;
-  let at = writeRequestHead(buf, start, frameBytes, ClientOp.ApplyBatch, 0, requestId);
+  let at = writeRequestHead(buf, start, frameBytes, op, 0, requestId);
+  buf.set(session, at);
+  at += session.byteLength;
   writeU32(buf, at, commands.length);
   at += CLIENT_BATCH_LENGTH_BYTES;
   for (const c of commands) {
@@ -317,14 +373,40 @@ export function decodeClientRequest(body: Uint8Array): ClientRequest | ClientFra
       );
     }
   } else if (op === ClientOp.ApplyBatch) {
-    return decodeBatchRequest(payload, requestId);
+    return decodeBatchRequest(op, payload, requestId, undefined);
+  } else if (op === ClientOp.SessionRegister) {
+    if (payload.byteLength !== SESSION_CLIENT_ID_BYTES)
+      return new ClientFrameError(
+        'ERR_CLIENT_BAD_SESSION',
+        `a SessionRegister payload of ${payload.byteLength} bytes, not ${SESSION_CLIENT_ID_BYTES}`,
+      );
+    if (isZeroId(payload, 0))
+      return new ClientFrameError('ERR_CLIENT_BAD_SESSION', 'the client id is all zero');
+    return { op, flags, requestId, payload: NO_BYTES, session: payload };
+  } else if (isSessionWrite(op)) {
+    if (payload.byteLength < SESSION_REQUEST_HEADER_BYTES)
+      return new ClientFrameError(
+        'ERR_CLIENT_TRUNCATED',
+        `a ${clientOpName(op)} payload of ${payload.byteLength} bytes has no session header`,
+      );
+    const problem = sessionHeaderProblem(payload, 0);
+    if (problem !== null) return new ClientFrameError('ERR_CLIENT_BAD_SESSION', problem);
+    const session = payload.subarray(0, SESSION_REQUEST_HEADER_BYTES);
+    const rest = payload.subarray(SESSION_REQUEST_HEADER_BYTES);
+    if (op === ClientOp.SessionApplyBatch) return decodeBatchRequest(op, rest, requestId, session);
+    return { op, flags, requestId, payload: rest, session };
   }
   return { op, flags, requestId, payload };
 }
 
-function decodeBatchRequest(payload: Uint8Array, requestId: number): ClientRequest | ClientFrameError {
+function decodeBatchRequest(
+  op: ClientOp.ApplyBatch | ClientOp.SessionApplyBatch,
+  payload: Uint8Array,
+  requestId: number,
+  session: Uint8Array | undefined,
+): ClientRequest | ClientFrameError {
   if (payload.byteLength < CLIENT_BATCH_LENGTH_BYTES)
-    return new ClientFrameError('ERR_CLIENT_TRUNCATED', 'an ApplyBatch request without a count');
+    return new ClientFrameError('ERR_CLIENT_TRUNCATED', `an ${clientOpName(op)} request without a count`);
   const count = readU32(payload, 0);
   // Every command takes at least its length field: a count beyond that is a lie.
   if (count > (payload.byteLength - CLIENT_BATCH_LENGTH_BYTES) / CLIENT_BATCH_LENGTH_BYTES)
@@ -347,10 +429,11 @@ function decodeBatchRequest(payload: Uint8Array, requestId: number): ClientReque
     return new ClientFrameError('ERR_CLIENT_BAD_PAYLOAD', `${payload.byteLength - at} bytes after the batch`);
   let commands: Uint8Array[] | undefined;
   return {
-    op: ClientOp.ApplyBatch,
+    op,
     flags: 0,
     requestId,
     payload,
+    ...(session !== undefined ? { session } : {}),
     get commands(): Uint8Array[] {
       commands ??= splitBatch(payload, count);
       return commands;
@@ -396,6 +479,32 @@ export function encodeClientResponse(out: OutBuffer, resp: ClientResponse): numb
   }
   // Sized first so that an unencodable value throws before `out` changes.
   const valueBytes = encodedValueBytes(value);
+  const frameBytes = appendResponseHead(out, resp.requestId, resp.ok, valueBytes);
+  encodeValue(value, out);
+  return frameBytes;
+}
+
+/**
+ * Encodes an ok CLIENT_RESPONSE whose value is already value-codec bytes,
+ * `value[start, end)`, copied as they are: a result as the fsm encoded it is passed on
+ * without being decoded and encoded again. The caller vouches that they are one value.
+ */
+export function encodeClientResponseEncoded(
+  out: OutBuffer,
+  requestId: number,
+  value: Uint8Array,
+  start: number,
+  end: number,
+): number {
+  checkRequestId(requestId);
+  const frameBytes = appendResponseHead(out, requestId, true, end - start);
+  const at = out.append(end - start);
+  out.bytes.set(start === 0 && end === value.byteLength ? value : value.subarray(start, end), at);
+  return frameBytes;
+}
+
+/** Appends a CLIENT_RESPONSE's frame header and fixed part, for a value of `valueBytes`. */
+function appendResponseHead(out: OutBuffer, requestId: number, ok: boolean, valueBytes: number): number {
   const frameBytes = FRAME_HEADER_BYTES + CLIENT_RESPONSE_FIXED_BYTES + valueBytes;
   checkFrameBytes(frameBytes);
   const start = out.append(FRAME_HEADER_BYTES + CLIENT_RESPONSE_FIXED_BYTES);
@@ -403,14 +512,13 @@ export function encodeClientResponse(out: OutBuffer, resp: ClientResponse): numb
   writeU32(buf, start + FRAME_BODY_BYTES_OFFSET, frameBytes - FRAME_HEADER_BYTES);
   buf[start + FRAME_TYPE_OFFSET] = FrameType.ClientResponse;
   const body = start + FRAME_HEADER_BYTES;
-  buf[body + CLIENT_RESPONSE_STATUS_OFFSET] = resp.ok ? ClientStatus.Ok : ClientStatus.Error;
+  buf[body + CLIENT_RESPONSE_STATUS_OFFSET] = ok ? ClientStatus.Ok : ClientStatus.Error;
   buf.fill(
     0,
     body + CLIENT_RESPONSE_RESERVED_OFFSET,
     body + CLIENT_RESPONSE_RESERVED_OFFSET + CLIENT_RESPONSE_RESERVED_BYTES,
   );
-  writeU32(buf, body + CLIENT_RESPONSE_ID_OFFSET, resp.requestId);
-  encodeValue(value, out);
+  writeU32(buf, body + CLIENT_RESPONSE_ID_OFFSET, requestId);
   return frameBytes;
 }
 

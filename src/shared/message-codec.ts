@@ -25,6 +25,13 @@ import {
   writeU64,
 } from './entry-codec.js';
 import {
+  AUTH_FLAG_ADMIN_PROOF,
+  AUTH_FLAG_PROOF,
+  AUTH_FLAGS_KNOWN,
+  AUTH_FLAGS_OFFSET,
+  AUTH_MAX_BODY_BYTES,
+  AUTH_PROOF_BYTES,
+  AUTH_PROOFS_OFFSET,
   DEFAULT_MAX_ENTRY_PAYLOAD_BYTES,
   DEFAULT_MAX_FRAME_BYTES,
   ENTRY_HEADER_BYTES,
@@ -35,11 +42,18 @@ import {
   FRAME_TYPE_OFFSET,
   FrameType,
   HANDSHAKE_CLUSTER_ID_OFFSET,
+  HANDSHAKE_FLAG_AUTH_FOLLOWS,
+  HANDSHAKE_FLAGS_KNOWN,
   HANDSHAKE_MAGIC,
   HANDSHAKE_MAGIC_OFFSET,
   HANDSHAKE_MAX_BODY_BYTES,
   HANDSHAKE_MIN_BODY_BYTES,
+  HANDSHAKE_NONCE_BYTES,
   HANDSHAKE_ROLE_OFFSET,
+  HANDSHAKE_TAIL_BYTES,
+  HANDSHAKE_TAIL_ELECTION_TIMEOUT_OFFSET,
+  HANDSHAKE_TAIL_FLAGS_OFFSET,
+  HANDSHAKE_TAIL_NONCE_OFFSET,
   HANDSHAKE_VERSION_OFFSET,
   HandshakeRole,
   MAX_CONF_IDS,
@@ -74,17 +88,41 @@ import {
 
 // ------------------------------------------------------------------ frames as values
 
-/** What a HANDSHAKE frame says. The version is always `PROTOCOL_VERSION`: others are refused. */
+/**
+ * What a HANDSHAKE frame says. The version is always `PROTOCOL_VERSION`: others are
+ * refused. The last three fields may be left out when encoding (false, 0, zeros); a
+ * decoded handshake always has them.
+ */
 export interface Handshake {
   readonly role: HandshakeRole;
   readonly clusterId: string;
   readonly nodeId: NodeId;
+  /** The sender's next frame is an AUTH frame (it holds a secret). */
+  readonly authFollows?: boolean;
+  /** The sender's election timeout; 0 for a client. */
+  readonly electionTimeoutMs?: number;
+  /** `HANDSHAKE_NONCE_BYTES` bytes, random per connection when a proof will cover them. */
+  readonly nonce?: Uint8Array;
 }
 
 /** A HANDSHAKE frame. */
 export interface HandshakeFrame {
   readonly type: FrameType.Handshake;
   readonly handshake: Handshake;
+}
+
+/** What an AUTH frame carries: the proofs present, each `AUTH_PROOF_BYTES` bytes. */
+export interface AuthProofs {
+  /** HMAC under the cluster secret, or null. */
+  readonly proof: Uint8Array | null;
+  /** HMAC under the admin secret (a client's), or null. */
+  readonly adminProof: Uint8Array | null;
+}
+
+/** An AUTH frame (protocol.ts, "AUTH body"). */
+export interface AuthFrame {
+  readonly type: FrameType.Auth;
+  readonly auth: AuthProofs;
 }
 
 /** A RAFT_MESSAGE frame to send. */
@@ -107,7 +145,7 @@ export interface DecodedRaftMessageFrame extends RaftMessageFrame {
 }
 
 /** Any frame this version can send. */
-export type OutgoingFrame = HandshakeFrame | RaftMessageFrame;
+export type OutgoingFrame = HandshakeFrame | AuthFrame | RaftMessageFrame;
 
 /**
  * A received CLIENT_REQUEST frame: its body, a view of the received bytes, for
@@ -144,7 +182,7 @@ export interface SnapshotStreamFrame {
 }
 
 /** Any frame `FrameDecoder` yields. */
-export type Frame = HandshakeFrame | DecodedRaftMessageFrame | ClientFrame | SnapshotStreamFrame;
+export type Frame = HandshakeFrame | AuthFrame | DecodedRaftMessageFrame | ClientFrame | SnapshotStreamFrame;
 
 // ------------------------------------------------------------------ errors
 
@@ -164,6 +202,10 @@ export type FrameErrorCode =
   | 'ERR_FRAME_HANDSHAKE_EXPECTED'
   /** A second HANDSHAKE on one connection. */
   | 'ERR_FRAME_UNEXPECTED_HANDSHAKE'
+  /** The HANDSHAKE said an AUTH frame follows, and the next frame is something else. */
+  | 'ERR_FRAME_AUTH_EXPECTED'
+  /** An AUTH frame anywhere but right after a HANDSHAKE that announced it. */
+  | 'ERR_FRAME_UNEXPECTED_AUTH'
   /** The HANDSHAKE does not start with "RFTL". */
   | 'ERR_FRAME_BAD_MAGIC'
   /** The HANDSHAKE names a protocol version other than `PROTOCOL_VERSION`. */
@@ -367,7 +409,24 @@ function handshakeFrameBytes(hs: Handshake): number {
   if (clusterIdBytes === 0) throw new RangeError('the cluster id is empty');
   if (hs.role !== HandshakeRole.Client && nodeIdBytes === 0)
     throw new RangeError("a peer's node id is empty");
+  const timeoutMs = hs.electionTimeoutMs ?? 0;
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 0 || timeoutMs > 0xffff_ffff)
+    throw new RangeError(`electionTimeoutMs ${timeoutMs} is not a u32`);
+  if (hs.nonce !== undefined && hs.nonce.byteLength !== HANDSHAKE_NONCE_BYTES)
+    throw new RangeError(`a handshake nonce has ${HANDSHAKE_NONCE_BYTES} bytes, not ${hs.nonce.byteLength}`);
   return FRAME_HEADER_BYTES + HANDSHAKE_MIN_BODY_BYTES + clusterIdBytes + nodeIdBytes;
+}
+
+/** Bytes the AUTH frame for `a` occupies, header included. */
+function authFrameBytes(a: AuthProofs): number {
+  let byteCount = FRAME_HEADER_BYTES + AUTH_PROOFS_OFFSET;
+  for (const proof of [a.proof, a.adminProof]) {
+    if (proof === null) continue;
+    if (proof.byteLength !== AUTH_PROOF_BYTES)
+      throw new RangeError(`a proof has ${AUTH_PROOF_BYTES} bytes, not ${proof.byteLength}`);
+    byteCount += AUTH_PROOF_BYTES;
+  }
+  return byteCount;
 }
 
 /** Bytes of the snapshot meta for `s`. */
@@ -414,6 +473,7 @@ function entriesRecordBytes(entries: readonly Entry[]): number {
 /** Bytes `frame` occupies on the wire, header included. Throws RangeError if it cannot be encoded. */
 export function encodedFrameBytes(frame: OutgoingFrame): number {
   if (frame.type === FrameType.Handshake) return handshakeFrameBytes(frame.handshake);
+  if (frame.type === FrameType.Auth) return authFrameBytes(frame.auth);
   return messageFrameBytes(frame.message, entriesRecordBytes(frame.message.entries));
 }
 
@@ -424,6 +484,7 @@ export function encodedFrameBytes(frame: OutgoingFrame): number {
  */
 export function encodeFrame(out: OutBuffer, frame: OutgoingFrame): number {
   if (frame.type === FrameType.Handshake) return encodeHandshakeFrame(out, frame.handshake);
+  if (frame.type === FrameType.Auth) return encodeAuthFrame(out, frame.auth);
   return encodeRaftMessageFrame(out, frame.message);
 }
 
@@ -445,6 +506,32 @@ export function encodeHandshakeFrame(out: OutBuffer, hs: Handshake): number {
     idBytes(hs.clusterId, 'cluster id'),
   );
   pos = writeId(buf, pos, hs.nodeId, idBytes(hs.nodeId, 'node id'));
+  buf[pos + HANDSHAKE_TAIL_FLAGS_OFFSET] = hs.authFollows === true ? HANDSHAKE_FLAG_AUTH_FOLLOWS : 0;
+  writeU32(buf, pos + HANDSHAKE_TAIL_ELECTION_TIMEOUT_OFFSET, hs.electionTimeoutMs ?? 0);
+  // `append` does not clear reused bytes: an absent nonce is written as zeros.
+  if (hs.nonce === undefined) buf.fill(0, pos + HANDSHAKE_TAIL_NONCE_OFFSET, pos + HANDSHAKE_TAIL_BYTES);
+  else buf.set(hs.nonce, pos + HANDSHAKE_TAIL_NONCE_OFFSET);
+  pos += HANDSHAKE_TAIL_BYTES;
+  assertFilled(pos, start, frameBytes);
+  return frameBytes;
+}
+
+/** Appends an AUTH frame carrying the proofs of `a`; returns the bytes written. */
+export function encodeAuthFrame(out: OutBuffer, a: AuthProofs): number {
+  const frameBytes = authFrameBytes(a);
+  const start = out.append(frameBytes);
+  const buf = out.bytes;
+  writeFrameHeader(buf, start, FrameType.Auth, frameBytes);
+  const body = start + FRAME_HEADER_BYTES;
+  buf.fill(0, body, body + AUTH_PROOFS_OFFSET);
+  buf[body + AUTH_FLAGS_OFFSET] =
+    (a.proof !== null ? AUTH_FLAG_PROOF : 0) | (a.adminProof !== null ? AUTH_FLAG_ADMIN_PROOF : 0);
+  let pos = body + AUTH_PROOFS_OFFSET;
+  for (const proof of [a.proof, a.adminProof]) {
+    if (proof === null) continue;
+    buf.set(proof, pos);
+    pos += AUTH_PROOF_BYTES;
+  }
   assertFilled(pos, start, frameBytes);
   return frameBytes;
 }
@@ -631,9 +718,60 @@ function decodeHandshake(body: Uint8Array, streamOffset: number): HandshakeFrame
   if (role !== HandshakeRole.Client && nodeIdBytes === 0)
     return handshakeError(streamOffset, 'ERR_FRAME_BAD_ID', 'empty peer node id');
   pos += nodeIdBytes;
-  if (pos !== end)
-    return handshakeError(streamOffset, 'ERR_FRAME_TRAILING_BYTES', `${end - pos} bytes after the node id`);
-  return { type: FrameType.Handshake, handshake: { role: role as HandshakeRole, clusterId, nodeId } };
+  if (pos + HANDSHAKE_TAIL_BYTES > end)
+    return handshakeError(streamOffset, 'ERR_FRAME_TRUNCATED', 'flags, timeout and nonce run past the frame');
+  if (pos + HANDSHAKE_TAIL_BYTES !== end) {
+    return handshakeError(
+      streamOffset,
+      'ERR_FRAME_TRAILING_BYTES',
+      `${end - pos - HANDSHAKE_TAIL_BYTES} bytes after the nonce`,
+    );
+  }
+  const flags = body[pos + HANDSHAKE_TAIL_FLAGS_OFFSET] as number;
+  if ((flags & ~HANDSHAKE_FLAGS_KNOWN) !== 0)
+    return handshakeError(streamOffset, 'ERR_FRAME_BAD_FLAGS', `unknown flags 0x${flags.toString(16)}`);
+  const nonceAt = pos + HANDSHAKE_TAIL_NONCE_OFFSET;
+  return {
+    type: FrameType.Handshake,
+    handshake: {
+      role: role as HandshakeRole,
+      clusterId,
+      nodeId,
+      authFollows: (flags & HANDSHAKE_FLAG_AUTH_FOLLOWS) !== 0,
+      electionTimeoutMs: readU32(body, pos + HANDSHAKE_TAIL_ELECTION_TIMEOUT_OFFSET),
+      // A copy: the nonce is kept for the proofs, and must not pin the whole read chunk.
+      nonce: new Uint8Array(body.subarray(nonceAt, nonceAt + HANDSHAKE_NONCE_BYTES)),
+    },
+  };
+}
+
+function decodeAuth(body: Uint8Array, streamOffset: number): AuthFrame | FrameError {
+  const end = body.byteLength;
+  if (end < AUTH_PROOFS_OFFSET)
+    return new FrameError('ERR_FRAME_TRUNCATED', `auth: body of ${end} bytes is too short`, streamOffset);
+  const flags = body[AUTH_FLAGS_OFFSET] as number;
+  if ((flags & ~AUTH_FLAGS_KNOWN) !== 0)
+    return new FrameError('ERR_FRAME_BAD_FLAGS', `auth: unknown flags 0x${flags.toString(16)}`, streamOffset);
+  for (let i = AUTH_FLAGS_OFFSET + 1; i < AUTH_PROOFS_OFFSET; i++) {
+    if (body[i] !== 0)
+      return new FrameError('ERR_FRAME_BAD_FLAGS', 'auth: reserved bytes are not zero', streamOffset);
+  }
+  const hasProof = (flags & AUTH_FLAG_PROOF) !== 0;
+  const hasAdmin = (flags & AUTH_FLAG_ADMIN_PROOF) !== 0;
+  const expected = AUTH_PROOFS_OFFSET + AUTH_PROOF_BYTES * ((hasProof ? 1 : 0) + (hasAdmin ? 1 : 0));
+  if (end < expected)
+    return new FrameError('ERR_FRAME_TRUNCATED', 'auth: a proof runs past the frame', streamOffset);
+  if (end > expected)
+    return new FrameError(
+      'ERR_FRAME_TRAILING_BYTES',
+      `auth: ${end - expected} bytes after the proofs`,
+      streamOffset,
+    );
+  const at = AUTH_PROOFS_OFFSET;
+  const proof = hasProof ? new Uint8Array(body.subarray(at, at + AUTH_PROOF_BYTES)) : null;
+  const adminAt = hasProof ? at + AUTH_PROOF_BYTES : at;
+  const adminProof = hasAdmin ? new Uint8Array(body.subarray(adminAt, adminAt + AUTH_PROOF_BYTES)) : null;
+  return { type: FrameType.Auth, auth: { proof, adminProof } };
 }
 
 /** Reads `count` length-prefixed ids from `pos`; the ids and the offset after them, or an error. */
@@ -840,6 +978,8 @@ export class FrameDecoder {
 
   private readonly expectHandshake: boolean;
   private handshakeSeen = false;
+  /** The handshake announced an AUTH frame, which must be the very next frame. */
+  private authExpected = false;
   /** The one frame type besides HANDSHAKE this connection carries (see `clientResponses`). */
   private carries: FrameType;
   /** Unconsumed chunks; the first is consumed up to `headOffset`. */
@@ -924,6 +1064,7 @@ export class FrameDecoder {
     this.pendingBodyBytes = -1;
     let frame: Frame | FrameError;
     if (this.pendingType === FrameType.Handshake) frame = decodeHandshake(body, this.pendingStreamOffset);
+    else if (this.pendingType === FrameType.Auth) frame = decodeAuth(body, this.pendingStreamOffset);
     else if (this.pendingType === FrameType.RaftMessage)
       frame = decodeRaftMessage(body, this.pendingStreamOffset, this.maxEntryPayloadBytes);
     // checkHeader let through only the one frame type this connection carries; a client
@@ -934,8 +1075,10 @@ export class FrameDecoder {
     else if (this.pendingType === FrameType.SnapshotSend) frame = { type: FrameType.SnapshotSend, body };
     else frame = { type: FrameType.SnapshotReply, body };
     if (frame instanceof FrameError) return this.fail(frame);
+    if (frame.type === FrameType.Auth) this.authExpected = false;
     if (frame.type === FrameType.Handshake) {
       this.handshakeSeen = true;
+      this.authExpected = frame.handshake.authFollows === true;
       // A client announced itself: requests follow, and no Raft message may.
       if (frame.handshake.role === HandshakeRole.Client) this.carries = FrameType.ClientRequest;
       // A leader opened a snapshot stream: only its snapshot frames follow.
@@ -957,6 +1100,30 @@ export class FrameDecoder {
         `the first frame has type ${type}, not a handshake: not a raftline peer?`,
         at,
       );
+    }
+    if (this.authExpected && type !== FrameType.Auth) {
+      return new FrameError(
+        'ERR_FRAME_AUTH_EXPECTED',
+        `frame type ${type} where the handshake announced an auth frame`,
+        at,
+      );
+    }
+    if (type === FrameType.Auth) {
+      if (!this.authExpected) {
+        return new FrameError(
+          'ERR_FRAME_UNEXPECTED_AUTH',
+          'an auth frame not announced by the handshake just before it',
+          at,
+        );
+      }
+      if (bodyBytes > AUTH_MAX_BODY_BYTES) {
+        return new FrameError(
+          'ERR_FRAME_TOO_LONG',
+          `an auth frame of ${bodyBytes} body bytes; at most ${AUTH_MAX_BODY_BYTES}`,
+          at,
+        );
+      }
+      return null;
     }
     if (type === FrameType.Handshake) {
       if (this.expectHandshake && this.handshakeSeen) {

@@ -62,7 +62,8 @@ export const MAX_ID_BYTES = 255;
 // - term, index: the entry's term and index, u64 (see the conventions above). They sit at
 //   8-byte-aligned offsets within the record, so a record placed at an 8-aligned offset
 //   can be read through aligned 64-bit views.
-// - type: `EntryType` (Normal 0, ConfChange 1, Noop 2). A decoder refuses other codes.
+// - type: `EntryType` (Normal 0, ConfChange 1, Noop 2, Batch 3, Session 4). A decoder
+//   refuses other codes.
 // - reserved: three zero bytes that pad the header to 32, so payloadCrc is 4-aligned and
 //   the payload starts 32-aligned relative to the record.
 // - payloadCrc: CRC32C of the payload, so a torn or rotted payload is detected.
@@ -107,7 +108,77 @@ export const KNOWN_ENTRY_TYPES: readonly number[] = [
   EntryType.ConfChange,
   EntryType.Noop,
   EntryType.Batch,
+  EntryType.Session,
 ];
+
+// ------------------------------------------------------------------ session entry payload
+//
+// The payload of an `EntryType.Session` entry: one write of a client session (Raft thesis
+// §6.3, exactly-once writes). The session header travels in the log entry itself, not beside
+// it, so every replica, and a node replaying its log after a restart, makes the same
+// dedupe decision from the same bytes. Laid out by `session-codec.ts`.
+//
+//   0                16         24          32             40     41         48
+//   +----------------+----------+-----------+--------------+------+----------+-------------
+//   | clientId       | seq      | ackBelow  | leaderTimeMs | kind | reserved | body
+//   | 16 bytes       | u64      | u64       | u64          | u8   | 7 × 0    | (to the end)
+//   +----------------+----------+-----------+--------------+------+----------+-------------
+//   '--- bytes [0,32) are the client's SessionApply header, copied as they came ---'
+//
+// - clientId: 16 random bytes the client chose (`crypto.randomBytes`): 2^128 ids, so two
+//   clients never pick the same one by chance. All zero is refused (an unset id).
+// - seq: the client's number for this write, from 1, one per `apply`/`applyBatch` call;
+//   every retry of a write carries the same seq. Register carries 0.
+// - ackBelow: the lowest seq the client has not had answered yet, 1..seq: the node may
+//   forget the results below it (thesis: "the client can tell the cluster which responses
+//   it has received"). Register carries 0.
+// - leaderTimeMs: the leader's wall clock (ms since the epoch) when it proposed the entry.
+//   Session expiry is judged by these times, never by a replica's own clock, so every
+//   replica expires the same sessions at the same entry. Replicas take the largest time
+//   seen so far in log order, so a new leader whose clock is behind moves nothing back.
+// - kind: a `SessionEntryKind`. A decoder refuses other codes.
+// - reserved: pads the header to 48; zero, refused otherwise.
+// - body: Register: empty. Command: the command bytes, exactly as the state machine sees
+//   them. Batch: a batch payload (`batch-codec.ts`), its commands applied one by one.
+//
+// The result a session entry answers its proposer with is a value-codec array: `[0, r]`
+// (applied now, or earlier: r is the stored result) or `[1, code, message]` (refused,
+// e.g. ERR_RAFT_SESSION_EXPIRED). The node's client server unwraps it; only it proposes
+// session entries, so a user's result never has to be told apart from this wrapping.
+
+/** What a session entry does. The numbers are part of the stored format: never renumber. */
+export enum SessionEntryKind {
+  /** Opens the client's session (or refreshes it if it is open): no command. */
+  Register = 1,
+  /** One command, applied at most once per (client, seq). */
+  Command = 2,
+  /** A batch payload, applied at most once per (client, seq); its result is the array of results. */
+  Batch = 3,
+}
+/** Bytes of a client id. */
+export const SESSION_CLIENT_ID_BYTES = 16;
+/** Offset of `clientId` in the session entry payload (and in a SessionApply request's payload). */
+export const SESSION_CLIENT_ID_OFFSET = 0;
+/** Offset of `seq` (u64). */
+export const SESSION_SEQ_OFFSET = 16;
+/** Offset of `ackBelow` (u64). */
+export const SESSION_ACK_BELOW_OFFSET = 24;
+/** Size of the client's part of the header: what a SessionApply request carries before its command. */
+export const SESSION_REQUEST_HEADER_BYTES = 32;
+/** Offset of `leaderTimeMs` (u64). */
+export const SESSION_LEADER_TIME_OFFSET = 32;
+/** Offset of `kind` (u8, a `SessionEntryKind`). */
+export const SESSION_KIND_OFFSET = 40;
+/** Offset of the seven reserved bytes, which must be zero. */
+export const SESSION_RESERVED_OFFSET = 41;
+/** Length of the reserved run. */
+export const SESSION_RESERVED_BYTES = 7;
+/** Size of the session entry header; the body follows. */
+export const SESSION_ENTRY_HEADER_BYTES = 48;
+/** First element of a session entry's result: the write was applied (now or before). */
+export const SESSION_RESULT_APPLIED = 0;
+/** First element of a session entry's result: the write was refused (code and message follow). */
+export const SESSION_RESULT_REFUSED = 1;
 
 /**
  * Hard ceiling of the format: payloadBytes is a u32. No configuration may exceed it.
@@ -185,6 +256,11 @@ export enum FrameType {
   /** Follower to leader on a snapshot stream: Resume, Refuse, Installed or Failed ("snapshot stream" below). */
   SnapshotReply = 4,
   /**
+   * The proof of a shared secret (HMAC-SHA256), right after a HANDSHAKE whose flags say
+   * one follows, and nowhere else ("AUTH body" below).
+   */
+  Auth = 5,
+  /**
    * A `RaftClient`'s request, carrying a request id so that many are in flight on one
    * connection ("client frames" below). Only on a connection whose handshake has role client.
    */
@@ -208,6 +284,12 @@ export const RESERVED_FRAME_TYPES: readonly FrameType[] = [];
 //   | "RFTL"    | u16     | u8   | u8 len | (c bytes UTF-8) | u8 len | (n bytes UTF-8)
 //   +-----------+---------+------+--------+-----------------+--------+---------------
 //
+//   9+c+n   10+c+n               14+c+n                          46+c+n
+//   +-------+--------------------+-------------------------------+
+//   | flags | electionTimeoutMs  | nonce                         |
+//   | u8    | u32                | 32 bytes                      |
+//   +-------+--------------------+-------------------------------+
+//
 // - magic: the bytes "RFTL", so a connection from something that is not raftline (an HTTP
 //   probe, another cluster software) is recognised and refused at once.
 // - version: `PROTOCOL_VERSION`. A receiver refuses any other: both sides of a cluster run
@@ -218,15 +300,29 @@ export const RESERVED_FRAME_TYPES: readonly FrameType[] = [];
 // - clusterId: a peer from another cluster is refused (DESIGN.md, "On the wire"). Not empty.
 // - nodeId: who is speaking. Not empty for a peer or a snapshot stream; a client may
 //   leave it empty.
+// - flags: `HANDSHAKE_FLAG_AUTH_FOLLOWS`, "my next frame is an AUTH frame"; other bits are
+//   refused. A node sets it when it has a cluster secret, a client also when it has only
+//   the admin secret. The receiver then knows at once whether a proof is coming, instead
+//   of waiting for one that never will.
+// - electionTimeoutMs: the sender's election timeout, 0 for a client. A leader's lease
+//   is only safe if no voter can elect a new leader sooner than the lease runs out: a
+//   node that sees a peer with a timeout other than its own serves lease reads as
+//   ReadIndex instead (`peer-server.ts`).
+// - nonce: 32 random bytes per connection, each side its own; the proofs of the AUTH
+//   frames cover both, so a proof recorded on one connection is worthless on another.
+//   Zero when the sender needs no proof (no secret anywhere), which is then harmless.
 //
 // The connecting side sends its handshake first; the accepting side checks it and answers
 // with its own, so both sides check the cluster id. On a mismatch the checking side
-// closes the connection.
+// closes the connection. With a secret, the exchange continues ("AUTH body" below).
 
 /** The four magic bytes at the start of every HANDSHAKE body: ASCII "RFTL". */
 export const HANDSHAKE_MAGIC: readonly number[] = Object.freeze([0x52, 0x46, 0x54, 0x4c]);
-/** The wire protocol version this code speaks. Bump it on any change to a frame layout. */
-export const PROTOCOL_VERSION = 1;
+/**
+ * The wire protocol version this code speaks. Bump it on any change to a frame layout.
+ * 2: the handshake's flags, election timeout and nonce; the AUTH frame.
+ */
+export const PROTOCOL_VERSION = 2;
 /** Offset of the magic (4 bytes) in the HANDSHAKE body. */
 export const HANDSHAKE_MAGIC_OFFSET = 0;
 /** Offset of `version` (u16). */
@@ -235,10 +331,71 @@ export const HANDSHAKE_VERSION_OFFSET = 4;
 export const HANDSHAKE_ROLE_OFFSET = 6;
 /** Offset of the cluster id's length byte; the id and then the node id follow. */
 export const HANDSHAKE_CLUSTER_ID_OFFSET = 7;
+/** Bytes of the fixed tail after the node id: flags u8, electionTimeoutMs u32, nonce. */
+export const HANDSHAKE_TAIL_BYTES = 1 + 4 + 32;
+/** Offsets within that tail. */
+export const HANDSHAKE_TAIL_FLAGS_OFFSET = 0;
+export const HANDSHAKE_TAIL_ELECTION_TIMEOUT_OFFSET = 1;
+export const HANDSHAKE_TAIL_NONCE_OFFSET = 5;
+/** Bytes of a handshake nonce. */
+export const HANDSHAKE_NONCE_BYTES = 32;
+/** The sender's next frame is an AUTH frame. */
+export const HANDSHAKE_FLAG_AUTH_FOLLOWS = 0x01;
+/** Every flag this version defines. */
+export const HANDSHAKE_FLAGS_KNOWN = HANDSHAKE_FLAG_AUTH_FOLLOWS;
 /** Smallest HANDSHAKE body: everything but the two ids' bytes. */
-export const HANDSHAKE_MIN_BODY_BYTES = 9;
+export const HANDSHAKE_MIN_BODY_BYTES = 9 + HANDSHAKE_TAIL_BYTES;
 /** Largest HANDSHAKE body: both ids at their longest. A larger first frame is refused at its header. */
 export const HANDSHAKE_MAX_BODY_BYTES = HANDSHAKE_MIN_BODY_BYTES + 2 * MAX_ID_BYTES;
+
+// ================================================================== AUTH body
+//
+//   0       1          4                          36                          68
+//   +-------+----------+--------------------------+---------------------------+
+//   | flags | 3 × 0    | proof (32 bytes)         | adminProof (32 bytes)     |
+//   | u8    |          | if AUTH_FLAG_PROOF       | if AUTH_FLAG_ADMIN_PROOF  |
+//   +-------+----------+--------------------------+---------------------------+
+//
+// The body is exactly 4 bytes plus 32 per flag set; anything else is refused.
+//
+// - proof: HMAC-SHA256 under the cluster secret over both handshakes' nonces, the role,
+//   the cluster id, both node ids, both election timeouts and which side proves
+//   (`src/shared/auth.ts` builds the exact input). Both sides prove: a node refuses a
+//   connector without it, and a connector (a peer, a snapshot stream, a client) refuses a
+//   node without it, so nobody talks to an impostor.
+// - adminProof: the same under the admin secret, from a client only: it may then ask for
+//   the operations that change the cluster (transfer, membership, snapshot).
+//
+// Order on a connection with a secret (1.5 round trips, as the connector waits anyway):
+//
+//   connector                                       listener
+//   HANDSHAKE {flags: AUTH_FOLLOWS, nonceC}  ──►
+//                                            ◄──    HANDSHAKE {flags: AUTH_FOLLOWS, nonceS}
+//                                            ◄──    AUTH {listener's proof}
+//   checks the listener's proof
+//   AUTH {connector's proof [, adminProof]}  ──►    checks it, then serves the role's frames
+//   the role's frames (requests, Offer, ...) ──►
+//
+// A failed check closes the connection. The listener proves first because the connector
+// must check whom it talks to before it sends anything that matters; the listener's
+// proof is useless to an attacker elsewhere, since it covers the attacker's nonce AND
+// the listener's fresh one and says "listener". Without TLS an attacker on the path can
+// still relay a whole connection: the proofs authenticate, they do not encrypt.
+
+/** Offset of `flags` (u8) in the AUTH body. */
+export const AUTH_FLAGS_OFFSET = 0;
+/** Offset of the first proof. */
+export const AUTH_PROOFS_OFFSET = 4;
+/** Bytes of one proof: an HMAC-SHA256. */
+export const AUTH_PROOF_BYTES = 32;
+/** A proof under the cluster secret is present. */
+export const AUTH_FLAG_PROOF = 0x01;
+/** A proof under the admin secret is present (after the cluster proof, if any). */
+export const AUTH_FLAG_ADMIN_PROOF = 0x02;
+/** Every flag this version defines. */
+export const AUTH_FLAGS_KNOWN = AUTH_FLAG_PROOF | AUTH_FLAG_ADMIN_PROOF;
+/** Largest AUTH body: both proofs. */
+export const AUTH_MAX_BODY_BYTES = AUTH_PROOFS_OFFSET + 2 * AUTH_PROOF_BYTES;
 
 /** Who opened a connection. The numbers are part of the wire format: never renumber. */
 export enum HandshakeRole {
@@ -849,6 +1006,20 @@ export const REPLICATOR_HEAD_OFFSET = 16;
 //     AddPeer     UTF-8 `id=host:port` (`address.ts`). Not empty.
 //     RemovePeer  UTF-8 node id. Not empty.
 //     Snapshot    empty: take a snapshot now.
+//     AddLearner  UTF-8 `id=host:port`. Not empty.
+//     SessionRegister    `[clientId 16 bytes]`, exactly: open the client's session (a
+//                 Register session entry). Answered with null once committed; sent
+//                 once before the client's first session write, and again (same id) until
+//                 answered: registering an open session only refreshes it.
+//     SessionApply       `[clientId 16][seq u64][ackBelow u64]` then the command: Apply
+//                 at most once per (clientId, seq) ("session entry payload" above). The node
+//                 copies these 32 bytes into a Command session entry and stamps its clock.
+//                 seq >= 1 and 1 <= ackBelow <= seq, or the request is refused.
+//     SessionApplyBatch  the same 32 bytes then a batch as ApplyBatch's payload: a Batch
+//                 session entry. The answer is the array of results.
+//     A session write whose session the node no longer has (it expired, or was evicted
+//     for a more recent one) or whose seq is below the session's ackBelow (its result was
+//     forgotten) is answered ERR_RAFT_SESSION_EXPIRED, never applied again.
 //
 // ================================================================== CLIENT_RESPONSE body
 //
@@ -890,6 +1061,12 @@ export enum ClientOp {
   Snapshot = 8,
   /** Add the learner `id=host:port` named in the payload: it receives the log but does not vote. */
   AddLearner = 9,
+  /** Open the client session named in the payload (16-byte client id). */
+  SessionRegister = 10,
+  /** Apply, at most once per (client id, seq): a 32-byte session header, then the command. */
+  SessionApply = 11,
+  /** ApplyBatch, at most once per (client id, seq): a 32-byte session header, then the batch. */
+  SessionApplyBatch = 12,
 }
 
 /** A Read request's `flags`: how fresh the answer must be. Part of the wire format. */
@@ -934,3 +1111,6 @@ export const CLIENT_RESPONSE_FIXED_BYTES = 8;
 
 /** Size of an ApplyBatch payload's count and of each command's length field. */
 export const CLIENT_BATCH_LENGTH_BYTES = 4;
+
+/** Size of a SessionRegister payload: the client id alone. */
+export const CLIENT_SESSION_REGISTER_BYTES = SESSION_CLIENT_ID_BYTES;

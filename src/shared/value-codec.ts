@@ -302,15 +302,26 @@ const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 let buf: Uint8Array = new Uint8Array(0);
 let pos = 0;
 let limit = 0;
+/** The current decode's `maxValues`, and how many it may still build. */
+let valuesMax = 0;
+let valuesLeft = 0;
 
 /**
  * Decodes the one value that fills `bytes[offset, end)`. Strings and bytes are copies: the
  * source may be a ring that is reused right after. Throws `ValueDecodeError`, and nothing
  * else, for malformed input: an unknown tag, a length or count beyond `end`, invalid UTF-8,
- * a bad bigint, a duplicate key, nesting deeper than `MAX_VALUE_DEPTH`, or bytes left over
- * after the value.
+ * a bad bigint, a duplicate key, nesting deeper than `MAX_VALUE_DEPTH`, bytes left over
+ * after the value, or more than `maxValues` values in all (every value counts, items of
+ * arrays and objects included). A decoded value takes tens to hundreds of bytes of heap
+ * whatever its encoded size (an empty byte string is 5 bytes on the wire), so input from
+ * outside is decoded with a bound on values, checked before any array or object is built.
  */
-export function decodeValue(bytes: Uint8Array, offset: number, end: number): Value {
+export function decodeValue(
+  bytes: Uint8Array,
+  offset: number,
+  end: number,
+  maxValues = Number.POSITIVE_INFINITY,
+): Value {
   if (
     !(bytes instanceof Uint8Array) ||
     !Number.isInteger(offset) ||
@@ -324,6 +335,9 @@ export function decodeValue(bytes: Uint8Array, offset: number, end: number): Val
   buf = bytes;
   pos = offset;
   limit = end;
+  valuesMax = maxValues;
+  valuesLeft = maxValues - 1;
+  if (valuesLeft < 0) throw new ValueDecodeError(`at most ${maxValues} values may be decoded`, offset);
   try {
     const value = readValue(0);
     if (pos !== end) throw new ValueDecodeError(`${end - pos} bytes left after the value`, pos);
@@ -429,6 +443,7 @@ function readValue(depth: number): Value {
       // Every item takes at least its tag byte.
       if (count > limit - pos)
         throw new ValueDecodeError(`${count} items cannot fit in ${limit - pos} bytes`, tagAt);
+      takeValues(count, tagAt);
       const items: Value[] = [];
       for (let i = 0; i < count; i++) items.push(readValue(depth + 1));
       return items;
@@ -441,6 +456,7 @@ function readValue(depth: number): Value {
       // Every entry takes at least a key length and a tag byte.
       if (count > (limit - pos) / 5)
         throw new ValueDecodeError(`${count} keys cannot fit in ${limit - pos} bytes`, tagAt);
+      takeValues(count, tagAt);
       const record: { [k: string]: Value } = {};
       for (let i = 0; i < count; i++) {
         const keyAt = pos;
@@ -458,6 +474,12 @@ function readValue(depth: number): Value {
     default:
       throw new ValueDecodeError(`unknown value tag ${tag}`, tagAt);
   }
+}
+
+/** Counts `n` more values against the decode's bound, before anything is built for them. */
+function takeValues(n: number, at: number): void {
+  valuesLeft -= n;
+  if (valuesLeft < 0) throw new ValueDecodeError(`more than ${valuesMax} values`, at);
 }
 
 function readDecimal(): bigint {

@@ -138,7 +138,7 @@ describe('the AddLearner op in the client codec', () => {
     const flagged = decodeClientRequest(Uint8Array.from([9, 1, 0, 0, 1, 0, 0, 0, 0x41]));
     assert.ok(flagged instanceof ClientFrameError);
     assert.equal(flagged.code, 'ERR_CLIENT_BAD_FLAGS');
-    const unknown = decodeClientRequest(Uint8Array.from([10, 0, 0, 0, 1, 0, 0, 0]));
+    const unknown = decodeClientRequest(Uint8Array.from([13, 0, 0, 0, 1, 0, 0, 0]));
     assert.ok(unknown instanceof ClientFrameError);
     assert.equal(unknown.code, 'ERR_CLIENT_UNKNOWN_OP');
     assert.throws(

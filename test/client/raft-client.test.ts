@@ -124,7 +124,16 @@ async function fakeNode(
           socket.destroy();
           return;
         }
-        const kept: ClientRequest = { ...req, payload: req.payload.slice() };
+        // A client opens its session before its first write: answered here, not recorded.
+        if (req.op === ClientOp.SessionRegister) {
+          conn.reply(req.requestId, { ok: true, value: null });
+          continue;
+        }
+        const kept: ClientRequest = {
+          ...req,
+          payload: req.payload.slice(),
+          ...(req.session !== undefined ? { session: req.session.slice() } : {}),
+        };
         node.requests.push(kept);
         const r = handle(kept, conn);
         if (r !== undefined) conn.reply(req.requestId, r);
@@ -155,10 +164,15 @@ function client(
 const text = new TextEncoder();
 const untext = new TextDecoder();
 
+/** Whether `req` is an apply: the client sends every apply in its session. */
+function isApply(req: ClientRequest): boolean {
+  return req.op === ClientOp.SessionApply;
+}
+
 /** Echoes an apply's command as a string; answers reads with the query. */
 function echo(req: ClientRequest): Reply {
-  if (req.op === ClientOp.Apply) return { ok: true, value: untext.decode(req.payload) };
-  if (req.op === ClientOp.ApplyBatch)
+  if (isApply(req)) return { ok: true, value: untext.decode(req.payload) };
+  if (req.op === ClientOp.SessionApplyBatch)
     return { ok: true, value: (req.commands ?? []).map((c) => untext.decode(c)) };
   if (req.op === ClientOp.Read)
     return {
@@ -257,13 +271,9 @@ describe('RaftClient', () => {
   });
 
   test('ERR_RAFT_NOT_LEADER with a leader address: the request is retried on the leader', async (t) => {
-    const leader = await fakeNode(
-      t,
-      (req) => (req.op === ClientOp.Apply ? { ok: true, value: 'from B' } : echo(req)),
-      {
-        nodeId: 'b',
-      },
-    );
+    const leader = await fakeNode(t, (req) => (isApply(req) ? { ok: true, value: 'from B' } : echo(req)), {
+      nodeId: 'b',
+    });
     const follower = await fakeNode(
       t,
       () => ({
@@ -286,9 +296,10 @@ describe('RaftClient', () => {
     assert.equal(await c.apply(text.encode('again')), 'from B');
     assert.equal(follower.requests.length, 1);
 
-    // Bounded: with no redirects allowed the caller gets the NotLeaderError and its hint.
+    // Bounded: with no redirects allowed the caller gets the NotLeaderError and its hint
+    // (a write, safe to send again, follows the leader until its deadline instead).
     const strict = client(t, [follower.address], { maxRedirects: 0 });
-    const got = await settledWithin(strict.apply(text.encode('x')), 3000);
+    const got = await settledWithin(strict.transfer('b'), 3000);
     assert.ok(got.error instanceof NotLeaderError, String(got.error));
     assert.ok(got.error instanceof RaftError);
     assert.equal(got.error.code, 'ERR_RAFT_NOT_LEADER');
@@ -311,10 +322,20 @@ describe('RaftClient', () => {
     // Nobody leads: the request gives up after maxRedirects + 1 tries.
     const lonely = client(t, [a.address], { maxRedirects: 2 });
     const before = a.requests.length;
-    const got = await settledWithin(lonely.apply(text.encode('z')), 4000);
+    const got = await settledWithin(lonely.transfer('n2'), 4000);
     assert.ok(got.error instanceof NotLeaderError, String(got.error));
     assert.equal(got.error.leaderAddress, null);
     assert.equal(a.requests.length - before, 3);
+
+    // A write keeps looking for a leader until its deadline, every copy with the same seq.
+    const patient = client(t, [a.address], { maxRedirects: 2, requestTimeoutMs: 1500 });
+    const from = a.requests.length;
+    const write = await settledWithin(patient.apply(text.encode('w')), 4000);
+    assert.ok(write.error instanceof NotLeaderError, String(write.error));
+    const copies = a.requests.slice(from);
+    assert.ok(copies.length > 3, `${copies.length} tries`);
+    const seqs = new Set(copies.map((r) => Buffer.from(r.session?.subarray(0, 24) ?? []).toString('hex')));
+    assert.equal(seqs.size, 1, 'one client id and seq across the copies');
   });
 
   test('a request without an answer fails with ERR_RAFT_TIMEOUT', async (t) => {
@@ -330,7 +351,7 @@ describe('RaftClient', () => {
     assert.equal(node.connections, 1);
   });
 
-  test('connection loss fails requests in flight with ERR_RAFT_UNAVAILABLE; the next request reconnects', async (t) => {
+  test('connection loss fails reads in flight with ERR_RAFT_UNAVAILABLE; writes are sent again, same seq', async (t) => {
     let drop = true;
     const node = await fakeNode(t, (req, conn) => {
       if (drop && node.requests.length === 3) {
@@ -343,18 +364,73 @@ describe('RaftClient', () => {
     const c = client(t, [node.address]);
     const inFlight = [c.apply(text.encode('1')), c.read('2'), c.apply(text.encode('3'))];
     const results = await Promise.all(inFlight.map((p) => settledWithin(p, 3000)));
-    for (const r of results) {
-      assert.ok(r.error instanceof UnavailableError, String(r.error));
-      assert.equal(r.error.code, 'ERR_RAFT_UNAVAILABLE');
-    }
-    assert.match(((results[0] as { error: Error }).error as Error).message, /outcome is unknown/);
-    assert.doesNotMatch(
-      ((results[1] as { error: Error }).error as Error).message,
-      /outcome/,
-      'a read has no outcome to worry about',
+    const read = results[1] as { error: Error };
+    assert.ok(read.error instanceof UnavailableError, String(read.error));
+    assert.equal(read.error.code, 'ERR_RAFT_UNAVAILABLE');
+    assert.doesNotMatch(read.error.message, /outcome/, 'a read has no outcome to worry about');
+    assert.deepEqual(
+      [results[0]?.value, results[2]?.value],
+      ['1', '3'],
+      'the writes were sent again on a new connection and answered',
     );
+    const header = (r: ClientRequest): string => Buffer.from(r.session ?? []).toString('hex', 0, 24);
+    const writes = node.requests.filter(isApply);
+    assert.equal(writes.length, 4, 'two writes, each sent twice');
+    assert.equal(new Set(writes.map(header)).size, 2, 'a copy carries the seq of the first');
     assert.equal(await c.apply(text.encode('after')), 'after');
     assert.equal(node.connections, 2);
+  });
+
+  test('a write the node never answers is sent again after retryAfterMs, to the next endpoint', async (t) => {
+    const silent = await fakeNode(t, () => undefined);
+    const answering = await fakeNode(t, echo);
+    const c = client(t, [silent.address, answering.address], { retryAfterMs: 200 });
+    const got = await settledWithin(c.apply(text.encode('late')), 3000);
+    assert.equal(got.value, 'late');
+    assert.equal(silent.requests.length, 1);
+    assert.equal(answering.requests.length, 1);
+    assert.equal(
+      Buffer.from(answering.requests[0]?.session ?? []).toString('hex', 0, 24),
+      Buffer.from(silent.requests[0]?.session ?? []).toString('hex', 0, 24),
+      'the same client id and seq',
+    );
+  });
+
+  test('a write whose first copy went unanswered fails as of unknown outcome, whatever the last copy was told', async (t) => {
+    // The first node takes the write and never answers (it may have applied it); the
+    // second refuses every copy as not leader, until the deadline. Reporting that refusal
+    // would tell the caller the write was not applied, and a caller that then writes again
+    // (the chaos workload did) applies it twice.
+    const silent = await fakeNode(t, () => undefined);
+    const refusing = await fakeNode(t, (req) =>
+      isApply(req) ? { ok: false, error: { code: 'ERR_RAFT_NOT_LEADER', message: 'not me' } } : echo(req),
+    );
+    const c = client(t, [silent.address, refusing.address], { retryAfterMs: 100, requestTimeoutMs: 1000 });
+    await assert.rejects(
+      c.apply(text.encode('w')),
+      (e: unknown) =>
+        e instanceof RaftError && e.code === 'ERR_RAFT_TIMEOUT' && /may or may not/.test(e.message),
+    );
+    assert.ok(refusing.requests.filter(isApply).length >= 1);
+  });
+
+  test('ERR_RAFT_SESSION_EXPIRED fails the write, and the next write opens a new session', async (t) => {
+    let expire = true;
+    const node = await fakeNode(t, (req) => {
+      if (isApply(req) && expire) {
+        expire = false;
+        return { ok: false, error: { code: 'ERR_RAFT_SESSION_EXPIRED', message: 'gone' } };
+      }
+      return echo(req);
+    });
+    const c = client(t, [node.address]);
+    await assert.rejects(
+      c.apply(text.encode('a')),
+      (e: unknown) => e instanceof RaftError && e.code === 'ERR_RAFT_SESSION_EXPIRED',
+    );
+    assert.equal(await c.apply(text.encode('b')), 'b');
+    const [first, second] = node.requests.map((r) => Buffer.from(r.session ?? []).toString('hex', 0, 16));
+    assert.notEqual(first, second, 'a new client id');
   });
 
   test('no endpoint reachable fails the request with ERR_RAFT_UNAVAILABLE', async (t) => {
@@ -363,7 +439,7 @@ describe('RaftClient', () => {
     await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
     const port = (probe.address() as net.AddressInfo).port;
     await new Promise<void>((resolve) => probe.close(() => resolve()));
-    const c = client(t, [`127.0.0.1:${port}`]);
+    const c = client(t, [`127.0.0.1:${port}`], { requestTimeoutMs: 500 });
     const got = await settledWithin(c.apply(text.encode('x')), 3000);
     assert.ok(got.error instanceof UnavailableError, String(got.error));
   });
@@ -382,13 +458,13 @@ describe('RaftClient', () => {
 
   test('errors come back as the classes of errors.ts', async (t) => {
     const node = await fakeNode(t, (req) =>
-      req.op === ClientOp.Apply
+      req.op === ClientOp.Transfer
         ? { ok: false, error: { code: 'ERR_RAFT_BUSY', message: 'too many' } }
         : { ok: false, error: { code: 'ERR_RAFT_SOMETHING_NEW', message: 'new' } },
     );
     const c = client(t, [node.address]);
     await assert.rejects(
-      c.apply(text.encode('x')),
+      c.transfer('n2'),
       (e: unknown) => e instanceof BusyError && e.message === 'too many',
     );
     await assert.rejects(

@@ -9,22 +9,19 @@
  *   { id, op: 'bench', seconds, window, payloadBytes }  (throughput and latency percentiles)
  *   { id, op: 'snapshot' } | { id, op: 'addPeer' | 'addLearner', peer, address }
  *   { id, op: 'removePeer', peer } | { id, op: 'transfer', peer } | { id, op: 'shutdown' }
+ *   { id, op: 'memory', reset?, gc? }  (process.memoryUsage() now, after a full GC with `gc`;
+ *     the highest RSS and heap sampled every 20 ms and the event-loop delay since the last
+ *     reset; the sampling starts at the first call)
  */
 
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import hdr from 'hdr-histogram-js';
 import { RaftNode } from '../../src/main/raft-node.js';
 import type { Value } from '../../src/main/state-machine.js';
-
-interface Request {
-  id: number;
-  op: string;
-  [k: string]: unknown;
-}
+import { sendToParent, serveParent } from './ipc-node.js';
+import type { MemoryReport } from './process-cluster.js';
 
 const options = JSON.parse(process.argv[2] as string);
-const send = (m: object): void => {
-  process.send?.(m);
-};
 
 const encoder = new TextEncoder();
 
@@ -43,7 +40,7 @@ async function write(
   let unsent: number[] = [];
   const flush = (): void => {
     if (unsent.length === 0) return;
-    send({ type: 'acked', id: reqId, indexes: unsent });
+    sendToParent({ type: 'acked', id: reqId, indexes: unsent });
     unsent = [];
   };
   const timer = setInterval(flush, 5);
@@ -107,6 +104,50 @@ async function bench(node: RaftNode, seconds: number, window: number, payloadByt
   };
 }
 
+/** How often the memory peaks are sampled: often enough to see a burst of a few hundred ms. */
+const MEMORY_SAMPLE_MS = 20;
+let memorySampler: NodeJS.Timeout | null = null;
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+let maxRss = 0;
+let maxHeapUsed = 0;
+
+function sampleMemory(): NodeJS.MemoryUsage {
+  const m = process.memoryUsage();
+  if (m.rss > maxRss) maxRss = m.rss;
+  if (m.heapUsed > maxHeapUsed) maxHeapUsed = m.heapUsed;
+  return m;
+}
+
+/**
+ * The memory report; `gc` first runs a full collection (the cluster forks this process
+ * with --expose-gc) so that `heapUsed` is what is alive, not what awaits collection.
+ */
+function memory(reset: boolean, gc: boolean): MemoryReport {
+  if (memorySampler === null) {
+    memorySampler = setInterval(sampleMemory, MEMORY_SAMPLE_MS);
+    memorySampler.unref();
+    loopDelay.enable();
+  }
+  if (gc) globalThis.gc?.();
+  const m = sampleMemory();
+  const report = {
+    rss: m.rss,
+    heapUsed: m.heapUsed,
+    external: m.external,
+    arrayBuffers: m.arrayBuffers,
+    maxRss,
+    maxHeapUsed,
+    loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
+    loopDelayMaxMs: loopDelay.max / 1e6,
+  };
+  if (reset) {
+    maxRss = m.rss;
+    maxHeapUsed = m.heapUsed;
+    loopDelay.reset();
+  }
+  return report;
+}
+
 // A test may run this process under `ulimit -f` to make the disk fail: without a handler,
 // SIGXFSZ kills the process; with one, the write fails with EFBIG and the node must stop
 // cleanly on its own.
@@ -114,71 +155,32 @@ process.on('SIGXFSZ', () => {});
 
 async function main(): Promise<void> {
   const node = await RaftNode.start(options);
-  send({ type: 'ready', address: node.address, pid: process.pid });
-  process.on('message', async (req: Request) => {
-    try {
-      let result: unknown;
-      switch (req.op) {
-        case 'status':
-          result = { ...node.status(), cpu: process.cpuUsage() };
-          break;
-        case 'apply':
-          result = await node.apply(encoder.encode(req.command as string));
-          break;
-        case 'read':
-          result = await node.read(req.query as Value, { consistency: req.consistency as 'linearizable' });
-          break;
-        case 'write':
-          result = await write(
-            node,
-            req.id,
-            req.prefix as string,
-            req.from as number,
-            req.count as number,
-            req.window as number,
-            (req.pad as number | undefined) ?? 0,
-          );
-          break;
-        case 'snapshot':
-          result = await node.snapshot();
-          break;
-        case 'addPeer':
-          result = await node.addPeer(req.peer as string, req.address as string);
-          break;
-        case 'addLearner':
-          result = await node.addLearner(req.peer as string, req.address as string);
-          break;
-        case 'removePeer':
-          result = await node.removePeer(req.peer as string);
-          break;
-        case 'transfer':
-          result = node.transferLeadership(req.peer as string);
-          break;
-        case 'bench':
-          result = await bench(node, req.seconds as number, req.window as number, req.payloadBytes as number);
-          break;
-        case 'shutdown':
-          await node.shutdown();
-          send({ type: 'reply', id: req.id, result: null });
-          process.exit(0);
-          return;
-        default:
-          throw new Error(`unknown op ${req.op}`);
-      }
-      send({ type: 'reply', id: req.id, result });
-    } catch (err) {
-      const e = err as { code?: string; message?: string };
-      send({
-        type: 'reply',
-        id: req.id,
-        error: { code: e.code ?? 'unknown', message: e.message ?? String(err) },
-      });
-    }
+  serveParent(node, {
+    status: () => ({ ...node.status(), cpu: process.cpuUsage() }),
+    apply: (req) => node.apply(encoder.encode(req.command as string)),
+    read: (req) => node.read(req.query as Value, { consistency: req.consistency as 'linearizable' }),
+    write: (req) =>
+      write(
+        node,
+        req.id,
+        req.prefix as string,
+        req.from as number,
+        req.count as number,
+        req.window as number,
+        (req.pad as number | undefined) ?? 0,
+      ),
+    snapshot: () => node.snapshot(),
+    addPeer: (req) => node.addPeer(req.peer as string, req.address as string),
+    addLearner: (req) => node.addLearner(req.peer as string, req.address as string),
+    removePeer: (req) => node.removePeer(req.peer as string),
+    transfer: (req) => node.transferLeadership(req.peer as string),
+    bench: (req) => bench(node, req.seconds as number, req.window as number, req.payloadBytes as number),
+    memory: (req) => memory(req.reset === true, req.gc === true),
   });
 }
 
 main().catch((err) => {
-  send({
+  sendToParent({
     type: 'start-error',
     error: { code: (err as { code?: string }).code, message: (err as Error).message },
   });

@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../src/cli/local-cluster.js';
+import { MemberProcess } from './member-process.js';
 
 const NODE_SCRIPT = fileURLToPath(new URL('./node-process.js', import.meta.url));
 const RECORDING_SM = new URL('./recording-sm.js', import.meta.url).href;
@@ -21,13 +22,25 @@ interface Member {
   readonly port: number;
   readonly dataDir: string;
   child: ChildProcess | null;
-  nextReq: number;
+  /** Its requests awaiting answers; null while it is not running. */
+  proc: MemberProcess | null;
   /** Options for this member only (e.g. `join` for a node added later). */
   extra: Record<string, unknown>;
-  readonly pending: Map<
-    number,
-    { resolve: (v: unknown) => void; reject: (e: Error) => void; onAcked?: (indexes: number[]) => void }
-  >;
+  /** Environment for this member's process beside the parent's (e.g. `RAFTLINE_FAULT_FSYNC_DELAY_MS`). */
+  env: Record<string, string>;
+}
+
+/** A member's memory (`node-process.ts`, op 'memory'): bytes, and its main thread's loop delay in ms. */
+export interface MemoryReport {
+  readonly rss: number;
+  readonly heapUsed: number;
+  readonly external: number;
+  readonly arrayBuffers: number;
+  /** The highest RSS and heap sampled (every 20 ms) since the last reset. */
+  readonly maxRss: number;
+  readonly maxHeapUsed: number;
+  readonly loopDelayP99Ms: number;
+  readonly loopDelayMaxMs: number;
 }
 
 export interface ClusterOptions {
@@ -70,9 +83,9 @@ export class ProcessCluster {
         port: await freePort(),
         dataDir: path.join(root, id),
         child: null,
-        nextReq: 1,
-        pending: new Map(),
+        proc: null,
         extra: {},
+        env: {},
       });
     }
     c.peers = [...c.members.values()].map((m) => `${m.id}=127.0.0.1:${m.port}`);
@@ -90,9 +103,13 @@ export class ProcessCluster {
     return m;
   }
 
-  /** Starts (or restarts) a member's process and waits until it serves. */
-  async startMember(id: string): Promise<void> {
+  /**
+   * Starts (or restarts) a member's process and waits until it serves. `env`, when given,
+   * replaces the member's extra environment (kept for its later restarts).
+   */
+  async startMember(id: string, env?: Record<string, string>): Promise<void> {
     const m = this.member(id);
+    if (env !== undefined) m.env = env;
     const options = {
       id,
       dataDir: m.dataDir,
@@ -109,37 +126,18 @@ export class ProcessCluster {
     const child = fork(NODE_SCRIPT, [JSON.stringify(options)], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       serialization: 'advanced',
+      // For the 'memory' request's `gc`: live memory, not what awaits collection.
+      execArgv: ['--expose-gc'],
+      env: { ...process.env, ...m.env },
     });
     m.child = child;
-    await new Promise<void>((resolve, reject) => {
-      const onMessage = (msg: {
-        type: string;
-        id?: number;
-        result?: unknown;
-        indexes?: number[];
-        error?: { code: string; message: string };
-      }): void => {
-        if (msg.type === 'ready') resolve();
-        else if (msg.type === 'acked' && msg.id !== undefined)
-          m.pending.get(msg.id)?.onAcked?.(msg.indexes ?? []);
-        else if (msg.type === 'start-error')
-          reject(new Error(`${id} failed to start: ${msg.error?.message}`));
-        else if (msg.type === 'reply' && msg.id !== undefined) {
-          const p = m.pending.get(msg.id);
-          if (!p) return;
-          m.pending.delete(msg.id);
-          if (msg.error) p.reject(Object.assign(new Error(msg.error.message), { code: msg.error.code }));
-          else p.resolve(msg.result);
-        }
-      };
-      child.on('message', onMessage);
-      child.once('exit', (code, signal) => {
-        reject(new Error(`${id} exited (${code ?? signal}) before it was ready`));
-        for (const p of m.pending.values()) p.reject(new Error(`${id} exited`));
-        m.pending.clear();
-        if (m.child === child) m.child = null;
-      });
+    const proc = new MemberProcess(child, id, () => {
+      if (m.child !== child) return;
+      m.child = null;
+      m.proc = null;
     });
+    m.proc = proc;
+    await proc.ready;
   }
 
   /**
@@ -154,9 +152,9 @@ export class ProcessCluster {
       port,
       dataDir: path.join(this.root, id),
       child: null,
-      nextReq: 1,
-      pending: new Map(),
+      proc: null,
       extra: { join: true, ...extra },
+      env: {},
     });
     await this.startMember(id);
     return `127.0.0.1:${port}`;
@@ -174,18 +172,17 @@ export class ProcessCluster {
     args: Record<string, unknown> = {},
     onAcked?: (indexes: number[]) => void,
   ): Promise<T> {
-    const m = this.member(id);
-    const child = m.child;
-    if (!child) return Promise.reject(new Error(`${id} is not running`));
-    const reqId = m.nextReq++;
-    return new Promise<T>((resolve, reject) => {
-      m.pending.set(reqId, {
-        resolve: resolve as (v: unknown) => void,
-        reject,
-        ...(onAcked ? { onAcked } : {}),
-      });
-      child.send({ id: reqId, op, ...args });
-    });
+    const proc = this.member(id).proc;
+    if (!proc) return Promise.reject(new Error(`${id} is not running`));
+    return proc.request<T>(op, args, onAcked ? { onAcked } : {});
+  }
+
+  /**
+   * A member's memory now (after a full GC with `gc`), and its peaks since the last
+   * `reset` (which starts the next period).
+   */
+  memory(id: string, opts: { reset?: boolean; gc?: boolean } = {}): Promise<MemoryReport> {
+    return this.request<MemoryReport>(id, 'memory', { reset: opts.reset === true, gc: opts.gc === true });
   }
 
   /** SIGKILLs a member (no shutdown, no flush) and waits for it to be gone. */

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../src/cli/local-cluster.js';
 import type { RaftNodeOptions } from '../../src/main/raft-node.js';
+import { MemberProcess } from '../cluster/member-process.js';
 
 const NODE_SCRIPT = fileURLToPath(new URL('./fuzz-node.js', import.meta.url));
 const KV = new URL('../../examples/kv.js', import.meta.url).href;
@@ -20,8 +21,8 @@ interface Member {
   readonly port: number;
   readonly dataDir: string;
   child: ChildProcess | null;
-  nextReq: number;
-  readonly pending: Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>;
+  /** Its requests awaiting answers; null while it is not running. */
+  proc: MemberProcess | null;
 }
 
 /** How a member process ended when nobody asked it to. */
@@ -67,8 +68,7 @@ export class FuzzCluster {
         port: await freePort(),
         dataDir: path.join(root, id),
         child: null,
-        nextReq: 1,
-        pending: new Map(),
+        proc: null,
       });
     }
     const peers = [...c.members.values()].map((m) => `${m.id}=127.0.0.1:${m.port}`);
@@ -133,36 +133,14 @@ export class FuzzCluster {
       ],
     });
     m.child = child;
-    child.on(
-      'message',
-      (msg: { type: string; id?: number; result?: unknown; error?: { message: string } }) => {
-        if (msg.type !== 'reply' || msg.id === undefined) return;
-        const p = m.pending.get(msg.id);
-        if (!p) return;
-        m.pending.delete(msg.id);
-        if (msg.error) p.reject(new Error(`${id}: ${msg.error.message}`));
-        else p.resolve(msg.result);
-      },
-    );
-    child.once('exit', (code, signal) => {
+    const proc = new MemberProcess(child, id, (code, signal) => {
       if (!this.stopping) this.unexpectedExits.push({ id, code, signal });
-      for (const p of m.pending.values()) p.reject(new Error(`${id} exited (${code ?? signal})`));
-      m.pending.clear();
-      if (m.child === child) m.child = null;
+      if (m.child !== child) return;
+      m.child = null;
+      m.proc = null;
     });
-    await new Promise<void>((resolve, reject) => {
-      const onMessage = (msg: { type: string; error?: { message: string } }): void => {
-        if (msg.type === 'ready') {
-          child.off('message', onMessage);
-          resolve();
-        } else if (msg.type === 'start-error')
-          reject(new Error(`${id} failed to start: ${msg.error?.message}`));
-      };
-      child.on('message', onMessage);
-      child.once('exit', (code, signal) =>
-        reject(new Error(`${id} exited (${code ?? signal}) before it was ready`)),
-      );
-    });
+    m.proc = proc;
+    await proc.ready;
   }
 
   /** Starts a member again on its data directory (after it exited). */
@@ -178,27 +156,9 @@ export class FuzzCluster {
     args: Record<string, unknown> = {},
     timeoutMs = 30_000,
   ): Promise<T> {
-    const m = this.member(id);
-    const child = m.child;
-    if (!child) return Promise.reject(new Error(`${id} is not running`));
-    const reqId = m.nextReq++;
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        m.pending.delete(reqId);
-        reject(new Error(`${id}: ${op} got no answer in ${timeoutMs} ms`));
-      }, timeoutMs);
-      m.pending.set(reqId, {
-        resolve: (v) => {
-          clearTimeout(timer);
-          resolve(v as T);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      });
-      child.send({ id: reqId, op, ...args });
-    });
+    const proc = this.member(id).proc;
+    if (!proc) return Promise.reject(new Error(`${id} is not running`));
+    return proc.request<T>(op, args, { timeoutMs });
   }
 
   /** Waits until one member leads and the others follow it; returns its id and term. */

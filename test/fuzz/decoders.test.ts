@@ -19,7 +19,7 @@ import { ClientFrameError, decodeClientRequest } from '../../src/shared/client-c
 import { crc32c } from '../../src/shared/crc32c.js';
 import { writeU32 } from '../../src/shared/entry-codec.js';
 import { FrameDecoder, FrameError } from '../../src/shared/message-codec.js';
-import { ClientOp, FRAME_HEADER_BYTES, FrameType } from '../../src/shared/protocol.js';
+import { ClientOp, FRAME_HEADER_BYTES, FrameType, PROTOCOL_VERSION } from '../../src/shared/protocol.js';
 import {
   decodeSnapshotMeta,
   encodeSnapshotMeta,
@@ -294,8 +294,18 @@ describe('frame lengths against the configured maximum', () => {
     return h;
   };
   const handshake = (): Uint8Array => {
-    // "RFTL", version 1, role client, cluster id "c", no node id.
-    const bytes = new Bytes().raw([0x52, 0x46, 0x54, 0x4c]).u16(1).u8(2).u8(1).text('c').u8(0).bytes();
+    // "RFTL", this version, role client, cluster id "c", no node id; no flags, timeout 0, zero nonce.
+    const bytes = new Bytes()
+      .raw([0x52, 0x46, 0x54, 0x4c])
+      .u16(PROTOCOL_VERSION)
+      .u8(2)
+      .u8(1)
+      .text('c')
+      .u8(0)
+      .u8(0)
+      .u32(0)
+      .raw(new Uint8Array(32))
+      .bytes();
     const frame = new Uint8Array(FRAME_HEADER_BYTES + bytes.byteLength);
     frame.set(header(FrameType.Handshake, bytes.byteLength));
     frame.set(bytes, FRAME_HEADER_BYTES);

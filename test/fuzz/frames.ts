@@ -18,7 +18,7 @@ import type { Rng } from '../../src/raft/rng.js';
 import { type ConfState, type Entry, EntryType, type SnapshotMeta } from '../../src/raft/types.js';
 import { encodeClientReadRequest, encodeClientRequest } from '../../src/shared/client-codec.js';
 import { crc32c } from '../../src/shared/crc32c.js';
-import { readU32, writeU32 } from '../../src/shared/entry-codec.js';
+import { readU32, writeU32, writeU64 } from '../../src/shared/entry-codec.js';
 import { encodeHandshakeFrame, encodeRaftMessageFrame, OutBuffer } from '../../src/shared/message-codec.js';
 import {
   CLIENT_REQUEST_FIXED_BYTES,
@@ -42,6 +42,7 @@ import {
   HANDSHAKE_ROLE_OFFSET,
   HANDSHAKE_VERSION_OFFSET,
   HandshakeRole,
+  MAX_U64_SAFE,
   MESSAGE_COMMIT_OFFSET,
   MESSAGE_ENTRY_COUNT_OFFSET,
   MESSAGE_FIXED_BYTES,
@@ -53,6 +54,9 @@ import {
   MESSAGE_TO_BYTES_OFFSET,
   MESSAGE_TYPE_OFFSET,
   ReadConsistencyCode,
+  SESSION_ACK_BELOW_OFFSET,
+  SESSION_REQUEST_HEADER_BYTES,
+  SESSION_SEQ_OFFSET,
   SNAPSHOT_CHUNK_FILE_OFFSET,
   SNAPSHOT_CHUNK_OFFSET_OFFSET,
   SNAPSHOT_OFFER_META_OFFSET,
@@ -313,6 +317,10 @@ const CLIENT_KINDS: readonly [ClientOp, number][] = [
   [ClientOp.AddLearner, 5],
   [ClientOp.RemovePeer, 5],
   [ClientOp.Snapshot, 4],
+  // Exactly-once writes: a session's registration, and writes in it (each a log entry).
+  [ClientOp.SessionRegister, 2],
+  [ClientOp.SessionApply, 6],
+  [ClientOp.SessionApplyBatch, 3],
 ];
 const CLIENT_WEIGHT = CLIENT_KINDS.reduce((s, [, w]) => s + w, 0);
 
@@ -339,11 +347,37 @@ function kvCommandBytes(rng: Rng): Uint8Array {
   }
 }
 
+/** Requests that each become a log entry, counted against the run's share of applies. */
+const LOG_WRITE_OPS: ReadonlySet<ClientOp> = new Set([
+  ClientOp.Apply,
+  ClientOp.ApplyBatch,
+  ClientOp.SessionRegister,
+  ClientOp.SessionApply,
+  ClientOp.SessionApplyBatch,
+]);
+
+/** A client id for a session request: random, one in a few all but zero (still valid). */
+function sessionClientId(rng: Rng): Uint8Array {
+  const id = rng.chance(0.2) ? new Uint8Array(16) : bytesOf(rng, 16);
+  if (id.every((b) => b === 0)) id[15] = 1;
+  return id;
+}
+
+/** A valid SessionApply header: `[clientId][seq][ackBelow]`, 1 <= ackBelow <= seq. */
+function sessionHeader(rng: Rng): Uint8Array {
+  const h = new Uint8Array(SESSION_REQUEST_HEADER_BYTES);
+  h.set(sessionClientId(rng), 0);
+  const seq = 1 + (rng.chance(0.1) ? MAX_U64_SAFE - 1 : rng.int(1000));
+  writeU64(h, SESSION_SEQ_OFFSET, seq);
+  writeU64(h, SESSION_ACK_BELOW_OFFSET, 1 + Math.floor(((seq - 1) * rng.int(1000)) / 1000));
+  return h;
+}
+
 /** Requests the node always refuses to run well-formed (the model withholds them): only worth sending damaged. */
 const CARRIER_KINDS = CLIENT_KINDS.filter(([op]) => op !== ClientOp.RemovePeer && op !== ClientOp.Snapshot);
 const CARRIER_WEIGHT = CARRIER_KINDS.reduce((s, [, w]) => s + w, 0);
 /** Carriers once the run's share of Apply requests is used up. */
-const READ_KINDS = CARRIER_KINDS.filter(([op]) => op !== ClientOp.Apply && op !== ClientOp.ApplyBatch);
+const READ_KINDS = CARRIER_KINDS.filter(([op]) => !LOG_WRITE_OPS.has(op));
 const READ_WEIGHT = READ_KINDS.reduce((s, [, w]) => s + w, 0);
 
 /**
@@ -392,6 +426,30 @@ export function clientRequest(rng: Rng, carrier = false, applies = true): BaseFr
     case ClientOp.Snapshot:
       bytes = take((o) => encodeClientRequest(o, { op, flags: 0, requestId, payload: new Uint8Array(0) }));
       break;
+    case ClientOp.SessionRegister: {
+      const session = sessionClientId(rng);
+      bytes = take((o) =>
+        encodeClientRequest(o, { op, flags: 0, requestId, payload: new Uint8Array(0), session }),
+      );
+      break;
+    }
+    case ClientOp.SessionApply: {
+      const session = sessionHeader(rng);
+      bytes = take((o) =>
+        encodeClientRequest(o, { op, flags: 0, requestId, payload: kvCommandBytes(rng), session }),
+      );
+      break;
+    }
+    case ClientOp.SessionApplyBatch: {
+      const session = sessionHeader(rng);
+      const commands: Uint8Array[] = [];
+      const n = rng.int(4);
+      for (let i = 0; i < n; i++) commands.push(kvCommandBytes(rng));
+      bytes = take((o) =>
+        encodeClientRequest(o, { op, flags: 0, requestId, payload: new Uint8Array(0), commands, session }),
+      );
+      break;
+    }
     case ClientOp.Transfer:
     case ClientOp.RemovePeer:
       bytes = take((o) =>
@@ -414,6 +472,17 @@ export function clientRequest(rng: Rng, carrier = false, applies = true): BaseFr
   ];
   if (op === ClientOp.ApplyBatch && bytes.byteLength > body + CLIENT_REQUEST_FIXED_BYTES + 8) {
     fields.push(body + CLIENT_REQUEST_FIXED_BYTES + 4);
+  }
+  if (op === ClientOp.SessionApply || op === ClientOp.SessionApplyBatch) {
+    // The session header's id, seq (low and high bytes) and ackBelow, and for a batch its count.
+    const head = body + CLIENT_REQUEST_FIXED_BYTES;
+    fields.push(
+      head + SESSION_SEQ_OFFSET,
+      head + SESSION_SEQ_OFFSET + 7,
+      head + SESSION_ACK_BELOW_OFFSET,
+      head + SESSION_ACK_BELOW_OFFSET + 7,
+    );
+    if (op === ClientOp.SessionApplyBatch) fields.push(head + SESSION_REQUEST_HEADER_BYTES);
   }
   return {
     kind: `req-${ClientOp[op]}`,

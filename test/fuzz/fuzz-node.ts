@@ -20,12 +20,7 @@ import fs from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import pino from 'pino';
 import { RaftNode } from '../../src/main/raft-node.js';
-
-interface Request {
-  id: number;
-  op: string;
-  [k: string]: unknown;
-}
+import { sendToParent, serveParent } from '../cluster/ipc-node.js';
 
 /** The counters a node keeps on its servers (`PeerServer`, `SnapshotStreamReceiver`). */
 export interface ServerCounters {
@@ -86,10 +81,6 @@ export interface NodeStats {
 }
 
 const options = JSON.parse(process.argv[2] as string);
-const send = (m: object): void => {
-  process.send?.(m);
-};
-
 // ------------------------------------------------------------------ log counting
 
 const logCounts = new Map<string, number>();
@@ -186,55 +177,23 @@ async function main(): Promise<void> {
   // log on their own at the node's logLevel.
   const logger = pino({ level: 'info', base: { node: options.id } }, countingDestination);
   const node = await RaftNode.start(options, logger);
-  send({ type: 'ready', address: node.address, pid: process.pid });
-  process.on('message', async (req: Request) => {
-    try {
-      let result: unknown;
-      switch (req.op) {
-        case 'status':
-          result = node.status();
-          break;
-        case 'stats':
-          result = stats(node);
-          break;
-        case 'mark': {
-          const memory = fullGc();
-          maxRss = memory.rss;
-          maxHeapUsed = memory.heapUsed;
-          loopDelay.reset();
-          result = memory;
-          break;
-        }
-        case 'gc':
-          result = fullGc();
-          break;
-        case 'snapshot':
-          result = await node.snapshot();
-          break;
-        case 'transfer':
-          result = node.transferLeadership(req.peer as string);
-          break;
-        case 'shutdown':
-          await node.shutdown();
-          send({ type: 'reply', id: req.id, result: null });
-          process.exit(0);
-          return;
-        default:
-          throw new Error(`unknown op ${req.op}`);
-      }
-      send({ type: 'reply', id: req.id, result });
-    } catch (err) {
-      const e = err as { code?: string; message?: string };
-      send({
-        type: 'reply',
-        id: req.id,
-        error: { code: e.code ?? 'ERR', message: e.message ?? String(err) },
-      });
-    }
+  serveParent(node, {
+    status: () => node.status(),
+    stats: () => stats(node),
+    mark: () => {
+      const memory = fullGc();
+      maxRss = memory.rss;
+      maxHeapUsed = memory.heapUsed;
+      loopDelay.reset();
+      return memory;
+    },
+    gc: () => fullGc(),
+    snapshot: () => node.snapshot(),
+    transfer: (req) => node.transferLeadership(req.peer as string),
   });
 }
 
 main().catch((err) => {
-  send({ type: 'start-error', error: { message: (err as Error).message } });
+  sendToParent({ type: 'start-error', error: { message: (err as Error).message } });
   process.exit(1);
 });

@@ -77,7 +77,14 @@ export type Harm =
   /** An offer the node could accept: it would install the fuzzer's snapshot. */
   | 'live-offer'
   /** Not harmful, but what the node does depends on its term at that moment: the model cannot say. */
-  | 'unpredictable';
+  | 'unpredictable'
+  /**
+   * A handshake announcing an AUTH frame (a mutated flags byte): the node, which has no
+   * secret here, then waits for the proof, and whether it counts a refusal depends on when
+   * the fuzzer's connection ends: the model cannot say. (The AUTH frame's decoding is
+   * fuzzed in test/shared/message-codec.test.ts.)
+   */
+  | 'auth-announced';
 
 export type Role = 'none' | 'peer' | 'client' | 'snapshot';
 
@@ -199,6 +206,7 @@ export class Model {
         const hs = frame.handshake;
         if (hs.clusterId !== ctx.clusterId)
           return end('rejected', { category: 'refused', code: 'other-cluster' });
+        if (hs.authFollows === true) return end('harmful', { harm: 'auth-announced' });
         if (hs.role === HandshakeRole.Client) {
           current = { role: 'client', handshake: frameBytesOf(unit), peerId: hs.nodeId };
         } else {
@@ -241,6 +249,9 @@ export class Model {
             break;
           case ClientOp.Apply:
           case ClientOp.ApplyBatch:
+          case ClientOp.SessionRegister:
+          case ClientOp.SessionApply:
+          case ClientOp.SessionApplyBatch:
             applies++;
             kinds.push(ClientOp[req.op]);
             break;

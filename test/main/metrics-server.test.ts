@@ -187,6 +187,14 @@ function leaderStatus(): NodeStatus {
       // A field added by a later version: it must show up without a code change.
       elections: 3,
     } as NodeStatus['stats'],
+    memory: {
+      rssBytes: 150_000_000,
+      heapUsedBytes: 40_000_000,
+      heapTotalBytes: 60_000_000,
+      arrayBuffersBytes: 90_000_000,
+      entryObjects: 16_384,
+      entryPayloadBytes: 1_000_000,
+    },
   };
 }
 
@@ -253,6 +261,12 @@ test('/metrics: node gauges and counters', async () => {
   assert.equal(sampleValue(e, 'raftline_log_bytes'), 13_200);
   assert.equal(sampleValue(e, 'raftline_log_disk_bytes'), 67_108_864);
   assert.equal(sampleValue(e, 'raftline_pending_applies'), 3);
+  assert.equal(sampleValue(e, 'process_resident_memory_bytes'), 150_000_000);
+  assert.equal(sampleValue(e, 'nodejs_heap_size_used_bytes'), 40_000_000);
+  assert.equal(sampleValue(e, 'nodejs_heap_size_total_bytes'), 60_000_000);
+  assert.equal(sampleValue(e, 'raftline_array_buffers_bytes'), 90_000_000);
+  assert.equal(sampleValue(e, 'raftline_entry_objects'), 16_384);
+  assert.equal(sampleValue(e, 'raftline_entry_payload_bytes'), 1_000_000);
   assert.equal(sampleValue(e, 'raftline_log_window_used_bytes'), 4096);
   assert.equal(sampleValue(e, 'raftline_log_window_capacity_bytes'), 65536);
   assert.equal(sampleValue(e, 'raftline_log_window_overflow_entries'), 2);

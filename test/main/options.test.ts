@@ -65,8 +65,8 @@ describe('resolveOptions', () => {
       heartbeatIntervalMs: 100,
       sync: true,
       segmentBytes: 64 * 1024 * 1024,
-      logWindowBytes: 64 * 1024 * 1024,
-      maxPendingApplies: 100_000,
+      logWindowBytes: 32 * 1024 * 1024,
+      maxPendingApplies: 10_000,
       requestTimeoutMs: 10_000,
       shutdownDrainMs: 2000,
       maxAppendBytes: 1024 * 1024,
@@ -81,6 +81,14 @@ describe('resolveOptions', () => {
       snapshotBytesPerSecond: 128 * 1024 * 1024,
       promoteMarginEntries: 1000,
       logLevel: 'info',
+      secret: null,
+      adminSecret: null,
+      tls: null,
+      maxClientSessions: 10_000,
+      clientSessionTimeoutMs: 3_600_000,
+      maxConnections: 1024,
+      handshakeTimeoutMs: 5000,
+      clientIdleTimeoutMs: 300_000,
     });
   });
 
@@ -272,6 +280,11 @@ describe('resolveOptions', () => {
       ['snapshotBytesPerSecond', null],
       ['promoteMarginEntries', -1],
       ['join', 'yes'],
+      ['maxConnections', 31],
+      ['maxConnections', 1.5],
+      ['handshakeTimeoutMs', 0],
+      ['clientIdleTimeoutMs', -1],
+      ['clientIdleTimeoutMs', '300000'],
     ];
     for (const [option, value] of cases) assertRefused({ [option]: value }, option);
   });

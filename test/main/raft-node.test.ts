@@ -404,3 +404,32 @@ test('a byte flipped in the middle of the log: the node refuses to start, naming
     return true;
   });
 });
+
+test('reads too large for the fsm ring: the query or the answer is refused, and the node serves on', async () => {
+  const port = await freePort();
+  const node = await RaftNode.start(
+    singleNode('big-reads', port, { stateMachine: new URL('./big-answer-sm.js', import.meta.url) }),
+  );
+  try {
+    await new Promise<number>((resolve) => node.once('leaderStart', resolve));
+    assert.equal(await node.apply(counterCommand('inc', 7)), 7);
+    // An answer of 20 MB does not fit the 16 MiB result ring: it used to stop the fsm thread.
+    await assert.rejects(node.read({ answerBytes: 20_000_000 }), {
+      code: 'ERR_RAFT_QUERY',
+      message: /at most/,
+    });
+    // A query of 10 MB does not fit the fsm ring: a linearizable one used to stop the node.
+    for (const consistency of ['linearizable', 'stale'] as const) {
+      await assert.rejects(node.read({ pad: 'x'.repeat(10_000_000) }, { consistency }), {
+        code: 'ERR_RAFT_TOO_LARGE',
+      });
+    }
+    const answer = await node.read({ answerBytes: 1_000_000 });
+    assert.equal((answer as Uint8Array).byteLength, 1_000_000);
+    assert.equal(await node.read('get'), 7);
+    assert.equal(await node.apply(counterCommand('inc')), 8);
+    assert.equal(node.status().fatal, null);
+  } finally {
+    await node.shutdown();
+  }
+});

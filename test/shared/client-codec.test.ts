@@ -16,6 +16,7 @@ import {
   encodeClientReadRequest,
   encodeClientRequest,
   encodeClientResponse,
+  encodeClientResponseEncoded,
   type ReadConsistencyCode,
 } from '../../src/shared/client-codec.js';
 import {
@@ -272,7 +273,7 @@ describe('client requests', () => {
     const head = (op: number, flags = 0, reserved = 0): number[] => [op, flags, reserved, 0, 1, 0, 0, 0];
     const cases: [string, number[], string][] = [
       ['short', [1, 0, 0], 'ERR_CLIENT_TRUNCATED'],
-      ['unknown op', head(10), 'ERR_CLIENT_UNKNOWN_OP'],
+      ['unknown op', head(13), 'ERR_CLIENT_UNKNOWN_OP'],
       ['op 255', head(255), 'ERR_CLIENT_UNKNOWN_OP'],
       ['empty add-learner', head(ClientOp.AddLearner), 'ERR_CLIENT_BAD_PAYLOAD'],
       ['op 0', head(0), 'ERR_CLIENT_UNKNOWN_OP'],
@@ -410,6 +411,35 @@ describe('client responses', () => {
         },
       ),
       300,
+    );
+  });
+
+  test('a response whose value is passed on encoded equals the one encoded from the value', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 0xffff_ffff }),
+        fc.oneof(
+          fc.string(),
+          fc.integer(),
+          fc.constant(null),
+          fc.array(fc.string(), { maxLength: 5 }),
+          fc.dictionary(fc.string(), fc.integer()),
+        ),
+        fc.nat(7),
+        (requestId, value: Value, pad) => {
+          const direct = new OutBuffer();
+          encodeClientResponse(direct, { requestId, ok: true, value });
+          // The value's bytes inside a larger buffer, as a session answer carries them.
+          const inner = new OutBuffer();
+          inner.append(pad);
+          encodeValue(value, inner);
+          const passed = new OutBuffer();
+          const n = encodeClientResponseEncoded(passed, requestId, inner.bytes, pad, inner.length);
+          assert.equal(n, direct.length);
+          assert.deepEqual(passed.view(), direct.view());
+        },
+      ),
+      { numRuns: 300 },
     );
   });
 

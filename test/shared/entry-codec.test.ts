@@ -138,7 +138,7 @@ describe('entry round trip', () => {
       { ...ok, term: 0 },
       { ...ok, index: 2 ** 53 },
       { ...ok, term: 1.5 },
-      { ...ok, type: 4 as EntryType },
+      { ...ok, type: 5 as EntryType },
     ]) {
       assert.throws(() => encodeEntry(bad, out, 0), RangeError);
     }

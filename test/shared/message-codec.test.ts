@@ -113,8 +113,16 @@ const handshakeArb: fc.Arbitrary<Handshake> = fc
     role: fc.constantFrom(HandshakeRole.Peer, HandshakeRole.Client, HandshakeRole.Snapshot),
     clusterId: fc.string({ unit: 'binary', minLength: 1, maxLength: 30 }),
     nodeId: fc.string({ unit: 'binary', minLength: 1, maxLength: 30 }),
+    authFollows: fc.boolean(),
+    electionTimeoutMs: fc.integer({ min: 0, max: 0xffff_ffff }),
+    nonce: fc.uint8Array({ minLength: 32, maxLength: 32 }),
   })
   .map((h) => ({ ...h }));
+
+/** `hs` as a decoder gives it back: no proof announced, timeout 0, a zero nonce when left out. */
+function decoded(hs: Handshake): Handshake {
+  return { authFollows: false, electionTimeoutMs: 0, nonce: new Uint8Array(32), ...hs };
+}
 
 // ------------------------------------------------------------------ helpers
 
@@ -167,7 +175,7 @@ function msgFrame(m: Message): OutgoingFrame {
 
 const HELLO: OutgoingFrame = {
   type: FrameType.Handshake,
-  handshake: { role: HandshakeRole.Peer, clusterId: 'c1', nodeId: 'n1' },
+  handshake: decoded({ role: HandshakeRole.Peer, clusterId: 'c1', nodeId: 'n1', electionTimeoutMs: 1000 }),
 };
 
 // ------------------------------------------------------------------ round trips
@@ -211,8 +219,22 @@ describe('frame round trips', () => {
     );
   });
 
+  test('auth frames round trip behind the handshake that announces them, with either proof or both', () => {
+    const proofArb = fc.option(fc.uint8Array({ minLength: 32, maxLength: 32 }), { nil: null });
+    check(
+      fc.property(proofArb, proofArb, (proof, adminProof) => {
+        const auth: OutgoingFrame = { type: FrameType.Auth, auth: { proof, adminProof } };
+        const bytes = encodeAll([auth]);
+        assert.equal(bytes.byteLength, encodedFrameBytes(auth));
+        assert.equal(bytes.byteLength, 5 + 4 + 32 * ((proof ? 1 : 0) + (adminProof ? 1 : 0)));
+        assert.deepEqual(decodeChunks([authHello, bytes]), [authHelloFrame, auth]);
+      }),
+      100,
+    );
+  });
+
   test('a client may have an empty node id', () => {
-    const hs = { role: HandshakeRole.Client, clusterId: 'c', nodeId: '' };
+    const hs = decoded({ role: HandshakeRole.Client, clusterId: 'c', nodeId: '' });
     assert.deepEqual(decodeOne(encodeAll([{ type: FrameType.Handshake, handshake: hs }]), {}), {
       type: FrameType.Handshake,
       handshake: hs,
@@ -361,6 +383,13 @@ const concat = (...parts: Uint8Array[]): Uint8Array => {
   return out;
 };
 
+/** A handshake announcing an auth frame, and its bytes. */
+const authHelloFrame: OutgoingFrame = {
+  type: FrameType.Handshake,
+  handshake: decoded({ role: HandshakeRole.Peer, clusterId: 'c1', nodeId: 'n1', authFollows: true }),
+};
+const authHello = encodeAll([authHelloFrame]);
+
 describe('frame refusals', () => {
   const peer: Handshake = { role: HandshakeRole.Peer, clusterId: 'c1', nodeId: 'n1' };
   const app = message({
@@ -404,15 +433,74 @@ describe('frame refusals', () => {
     ['unknown role', damagedHandshake(peer, setByte(6, 99)), 'ERR_FRAME_BAD_ROLE'],
     [
       'empty cluster id',
-      rawFrame(FrameType.Handshake, Uint8Array.of(0x52, 0x46, 0x54, 0x4c, 1, 0, 1, 0, 1, 0x6e)),
+      rawFrame(
+        FrameType.Handshake,
+        concat(Uint8Array.of(0x52, 0x46, 0x54, 0x4c, PROTOCOL_VERSION, 0, 1, 0, 1, 0x6e), new Uint8Array(37)),
+      ),
       'ERR_FRAME_BAD_ID',
     ],
     [
       'peer without a node id',
-      rawFrame(FrameType.Handshake, Uint8Array.of(0x52, 0x46, 0x54, 0x4c, 1, 0, 1, 1, 0x63, 0)),
+      rawFrame(
+        FrameType.Handshake,
+        concat(Uint8Array.of(0x52, 0x46, 0x54, 0x4c, PROTOCOL_VERSION, 0, 1, 1, 0x63, 0), new Uint8Array(37)),
+      ),
       'ERR_FRAME_BAD_ID',
     ],
-    ['node id not UTF-8', damagedHandshake(peer, setByte(-1, 0xff)), 'ERR_FRAME_BAD_UTF8'],
+    // The node id's last byte stands before the 37-byte tail (flags, timeout, nonce).
+    ['node id not UTF-8', damagedHandshake(peer, setByte(-38, 0xff)), 'ERR_FRAME_BAD_UTF8'],
+    ['unknown handshake flags', damagedHandshake(peer, setByte(-37, 0x80)), 'ERR_FRAME_BAD_FLAGS'],
+    [
+      'handshake without its tail',
+      damagedHandshake(peer, (b) => b.subarray(0, b.byteLength - 1)),
+      'ERR_FRAME_TRUNCATED',
+    ],
+    [
+      'an auth frame nobody announced',
+      concat(
+        hello,
+        encodeAll([{ type: FrameType.Auth, auth: { proof: new Uint8Array(32), adminProof: null } }]),
+      ),
+      'ERR_FRAME_UNEXPECTED_AUTH',
+    ],
+    [
+      'a message where an auth frame was announced',
+      concat(
+        encodeAll([{ type: FrameType.Handshake, handshake: { ...peer, authFollows: true } }]),
+        encodeAll([msgFrame(app)]),
+      ),
+      'ERR_FRAME_AUTH_EXPECTED',
+    ],
+    [
+      'an auth frame with unknown flags',
+      concat(authHello, rawFrame(FrameType.Auth, Uint8Array.of(4, 0, 0, 0))),
+      'ERR_FRAME_BAD_FLAGS',
+    ],
+    [
+      'an auth frame with reserved bytes set',
+      concat(authHello, rawFrame(FrameType.Auth, Uint8Array.of(0, 1, 0, 0))),
+      'ERR_FRAME_BAD_FLAGS',
+    ],
+    [
+      'an auth frame cut inside its proof',
+      concat(authHello, rawFrame(FrameType.Auth, concat(Uint8Array.of(1, 0, 0, 0), new Uint8Array(31)))),
+      'ERR_FRAME_TRUNCATED',
+    ],
+    [
+      'an auth frame with a byte after its proofs',
+      concat(authHello, rawFrame(FrameType.Auth, concat(Uint8Array.of(1, 0, 0, 0), new Uint8Array(33)))),
+      'ERR_FRAME_TRAILING_BYTES',
+    ],
+    [
+      'an auth frame too long for its layout',
+      concat(authHello, rawFrame(FrameType.Auth, new Uint8Array(69))),
+      'ERR_FRAME_TOO_LONG',
+    ],
+    [
+      'an auth frame too short',
+      concat(authHello, rawFrame(FrameType.Auth, Uint8Array.of(0))),
+      'ERR_FRAME_TRUNCATED',
+    ],
     ['cluster id runs past the end', damagedHandshake(peer, setByte(7, 200)), 'ERR_FRAME_TRUNCATED'],
     [
       'handshake trailing byte',
@@ -690,6 +778,8 @@ const KNOWN_CODES: ReadonlySet<string> = new Set<FrameErrorCode>([
   'ERR_FRAME_UNSUPPORTED_TYPE',
   'ERR_FRAME_HANDSHAKE_EXPECTED',
   'ERR_FRAME_UNEXPECTED_HANDSHAKE',
+  'ERR_FRAME_AUTH_EXPECTED',
+  'ERR_FRAME_UNEXPECTED_AUTH',
   'ERR_FRAME_BAD_MAGIC',
   'ERR_FRAME_BAD_VERSION',
   'ERR_FRAME_BAD_ROLE',
@@ -778,13 +868,26 @@ describe('fuzz', () => {
           let got = decoder.next();
           for (; got !== null && !(got instanceof FrameError); got = decoder.next()) {
             frames++;
-            assert.ok(got.type === FrameType.Handshake || got.type === FrameType.RaftMessage);
-            // Whatever decodes is well formed: it encodes again and decodes to itself.
-            const again = decodeOne(encodeAll([got]), {
-              ...limits,
-              expectHandshake: got.type === FrameType.Handshake,
-            });
-            assert.deepEqual(again, got);
+            assert.ok(
+              got.type === FrameType.Handshake ||
+                got.type === FrameType.Auth ||
+                got.type === FrameType.RaftMessage,
+            );
+            // Whatever decodes is well formed: it encodes again and decodes to itself (an
+            // auth frame behind the handshake that announced it).
+            const alone =
+              got.type === FrameType.Handshake
+                ? { ...got, handshake: { ...got.handshake, authFollows: false } }
+                : got;
+            const again: Frame[] | Frame | FrameError =
+              got.type === FrameType.Auth
+                ? decodeChunks([encodeAll([authHelloFrame, got])], limits)
+                : decodeOne(encodeAll([alone]), {
+                    ...limits,
+                    expectHandshake: got.type === FrameType.Handshake,
+                  });
+            if (got.type === FrameType.Auth) assert.deepEqual(again, [authHelloFrame, got]);
+            else assert.deepEqual(again, alone);
           }
           if (got instanceof FrameError) {
             errors++;

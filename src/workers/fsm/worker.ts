@@ -9,11 +9,12 @@
  * still run against the state as it was.
  */
 
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Value } from '../../main/state-machine.js';
 import { loadStateMachine } from '../../main/state-machine.js';
-import { type Entry, EntryType, type SnapshotMeta } from '../../raft/types.js';
-import { decodeBatch } from '../../shared/batch-codec.js';
+import type { Entry, SnapshotMeta } from '../../raft/types.js';
 import { ControlBlock } from '../../shared/control-block.js';
 import { readU32, writeU32, writeU64 } from '../../shared/entry-codec.js';
 import { windowView } from '../../shared/log-window.js';
@@ -51,6 +52,9 @@ import {
 import { decodeValue, encodeValue } from '../../shared/value-codec.js';
 import { errorRecord, workerLogger } from '../worker-support.js';
 import { ApplyRunner } from './apply-runner.js';
+import { ClientSessions } from './client-sessions.js';
+import { CommandExpander } from './command-expander.js';
+import { decodeSessionFile, encodeSessionFile, SESSION_FILE_NAME } from './session-file.js';
 import { installSnapshotIntake } from './snapshot-intake.js';
 import { SnapshotStore } from './snapshot-store.js';
 
@@ -67,6 +71,10 @@ export interface FsmData {
   readonly logLevel: string;
   /** Whether snapshot files are fsynced (the node's `sync` option). */
   readonly sync: boolean;
+  /** Most client sessions kept (the node's `maxClientSessions`). */
+  readonly maxClientSessions: number;
+  /** A client session idle this long, in leader time, expires (`clientSessionTimeoutMs`). */
+  readonly clientSessionTimeoutMs: number;
 }
 
 /** What the fsm posts once its state machine is loaded (from the latest snapshot, if any). */
@@ -108,6 +116,12 @@ async function run(): Promise<void> {
     options: data.stateMachineOptions,
   });
   const runner = new ApplyRunner(sm);
+  // The client session table (exactly-once writes) is part of the state: it is loaded
+  // with every snapshot the state machine loads, and saved with every one it saves.
+  const sessions = new ClientSessions({
+    maxSessions: data.maxClientSessions,
+    timeoutMs: data.clientSessionTimeoutMs,
+  });
   // The latest snapshot, verified file by file, is the state to start from; the log
   // replays only what follows it.
   const snapshots = SnapshotStore.open(data.dataDir, { sync: data.sync });
@@ -122,6 +136,7 @@ async function run(): Promise<void> {
       );
     }
     await sm.onSnapshotLoad(latest);
+    loadSessions(sessions, latest.dir);
     logger.info({ index: latest.meta.index, term: latest.meta.term }, 'state machine loaded a snapshot');
   }
   // A pending Atomics.waitAsync does not keep a thread alive: without a handle of its
@@ -138,20 +153,6 @@ async function run(): Promise<void> {
   let wantResults = false;
   let failed = false;
   let batches = 0;
-  // Batch entries (EntryType.Batch) are applied command by command; their results are
-  // gathered here and sent as one array, the entry's result.
-  const batchResults = new Map<number, { count: number; results: Value[] }>();
-  const onResult = (index: number, term: number, result: Value): void => {
-    const batch = batchResults.get(index);
-    if (batch !== undefined) {
-      batch.results.push(result);
-      if (batch.results.length < batch.count) return;
-      batchResults.delete(index);
-      sendResult(index, term, batch.results);
-      return;
-    }
-    sendResult(index, term, result);
-  };
   const sendResult = (index: number, term: number, result: Value): void => {
     if (!wantResults) return;
     scratch.clear();
@@ -186,6 +187,9 @@ async function run(): Promise<void> {
     }
     stage(scratch.view());
   };
+  // Batch and session entries become the commands the state machine sees, and their
+  // results each entry's answer.
+  const expander = new CommandExpander(sessions, sendResult);
   const applied = new Uint8Array(RESULT_APPLIED_FRAME_BYTES);
   applied[0] = ResultFrame.Applied;
 
@@ -209,8 +213,8 @@ async function run(): Promise<void> {
           entries.length = 0;
           decodeRecords(records, header.recordCount, entries);
           wantResults = (header.flags & ENTRIES_FLAG_WANT_RESULTS) !== 0;
-          const got = await runner.applyBatch(expandBatches(entries, batchResults, sendResult), onResult);
-          batchResults.clear();
+          const got = await runner.applyBatch(expander.expand(entries), expander.onResult);
+          expander.finish('error' in got);
           if ('error' in got) {
             failed = true;
             logger.error(
@@ -239,6 +243,13 @@ async function run(): Promise<void> {
             const q = decodeValue(frame, FSM_QUERY_BODY_OFFSET, frame.byteLength);
             const value = await runner.runQuery(q);
             encodeValue(value, scratch);
+            // An answer is one frame of the result ring: a larger one is this query's
+            // error, not a reason to stop the state machine (the ring would refuse it).
+            if (scratch.length > results.maxFrameBytes) {
+              throw new Error(
+                `the answer is ${scratch.length - RESULT_QUERY_BODY_OFFSET} bytes; at most ${results.maxFrameBytes - RESULT_QUERY_BODY_OFFSET} can be sent`,
+              );
+            }
           } catch (err) {
             ok = 0;
             scratch.clear();
@@ -264,7 +275,7 @@ async function run(): Promise<void> {
           // so results go back in the order the coordinator asked.
           await background;
           background = (
-            await saveSnapshot(sm, snapshots, frame, (f) => {
+            await saveSnapshot(sm, snapshots, sessions, frame, (f) => {
               stage(f);
               results.publish();
             })
@@ -293,6 +304,7 @@ async function run(): Promise<void> {
             );
           }
           await sm.onSnapshotLoad(reader);
+          loadSessions(sessions, reader.dir);
           logger.info({ index }, "state machine loaded the leader's snapshot");
           control.publishApplied(index, ++batches);
           writeU64(applied, RESULT_APPLIED_INDEX_OFFSET, index);
@@ -320,35 +332,22 @@ async function run(): Promise<void> {
 }
 
 /**
- * `entries` with every batch entry replaced by its commands, each a Normal entry with the
- * batch's index and term (the state machine sees commands, not batches). The batch's
- * command count goes in `batchResults`. An empty or malformed batch has no command to
- * apply (it stays, as a no-op, so it counts as applied): its result is answered at once (malformed is deterministic: every replica
- * refuses it alike).
+ * Loads the client session table saved beside the snapshot in `dir`; a snapshot without
+ * one (no session was ever opened before it) leaves an empty table. A damaged file
+ * throws: deduping from a wrong table could apply a write twice.
  */
-function expandBatches(
-  entries: Entry[],
-  batchResults: Map<number, { count: number; results: Value[] }>,
-  sendResult: (index: number, term: number, result: Value) => void,
-): Entry[] {
-  if (!entries.some((e) => e.type === EntryType.Batch)) return entries;
-  const out: Entry[] = [];
-  for (const e of entries) {
-    if (e.type !== EntryType.Batch) {
-      out.push(e);
-      continue;
-    }
-    const commands = decodeBatch(e.data);
-    if (commands === null || commands.length === 0) {
-      sendResult(e.index, e.term, commands === null ? { error: 'malformed batch entry' } : []);
-      // Kept as a no-op so the entry still counts as applied.
-      out.push({ index: e.index, term: e.term, type: EntryType.Noop, data: e.data });
-      continue;
-    }
-    batchResults.set(e.index, { count: commands.length, results: [] });
-    for (const data of commands) out.push({ index: e.index, term: e.term, type: EntryType.Normal, data });
+function loadSessions(sessions: ClientSessions, dir: string): void {
+  const file = path.join(dir, SESSION_FILE_NAME);
+  let bytes: Uint8Array;
+  try {
+    bytes = fs.readFileSync(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    sessions.replace(0, []);
+    return;
   }
-  return out;
+  const decoded = decodeSessionFile(bytes, file);
+  sessions.replace(decoded.clockMs, decoded.sessions);
 }
 
 /**
@@ -359,6 +358,7 @@ function expandBatches(
 async function saveSnapshot(
   sm: import('../../main/state-machine.js').StateMachine,
   snapshots: SnapshotStore,
+  sessions: ClientSessions,
   frame: Uint8Array,
   send: (f: Uint8Array) => void,
 ): Promise<{ rest: Promise<void> }> {
@@ -386,6 +386,10 @@ async function saveSnapshot(
   try {
     if (typeof sm.onSnapshotSave !== 'function') throw new Error('the state machine has no onSnapshotSave');
     writer = snapshots.begin(meta);
+    // Written now, while applying waits: the table as of `meta.index`. Only once sessions
+    // were used, so the snapshots of a node without clients stay the user's files alone.
+    if (sessions.size > 0 || sessions.clockMs > 0)
+      fs.writeFileSync(path.join(writer.dir, SESSION_FILE_NAME), encodeSessionFile(sessions));
     rest = await sm.onSnapshotSave({ dir: writer.dir, meta: { index: meta.index, term: meta.term } });
   } catch (err) {
     finish(err);

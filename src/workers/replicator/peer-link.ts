@@ -7,11 +7,13 @@
  * Life of a connection:
  * 1. connect, `setNoDelay(true)` (Raft messages are latency-bound; Nagle would hold a
  *    heartbeat back behind an unacknowledged AppendEntries);
- * 2. write our HANDSHAKE (role peer, cluster id, our node id): always the first bytes;
+ * 2. write our HANDSHAKE (role peer, cluster id, our node id, election timeout, a fresh
+ *    nonce): always the first bytes;
  * 3. wait for the peer's HANDSHAKE answer (protocol.ts: "the accepting side checks it and
  *    answers with its own, so both sides check the cluster id") and check that it names
  *    our cluster and the peer we meant to reach: an address that points at the wrong node
- *    would otherwise deliver our messages to a node they are not for;
+ *    would otherwise deliver our messages to a node they are not for; with a cluster
+ *    secret, check the peer's proof too and send ours (`src/shared/auth.ts`);
  * 4. connected: `send()` writes frames until the connection closes;
  * 5. after any close or error, reconnect after a capped, jittered exponential backoff.
  *
@@ -19,9 +21,16 @@
  * congested: `send()` refuses, the caller counts the peer as unreachable, and Raft's own
  * retries (heartbeats, probes) repair the gap once the link is back.
  */
-import net from 'node:net';
-import { encodeHandshakeFrame, FrameDecoder, FrameError, OutBuffer } from '../../shared/message-codec.js';
+import type net from 'node:net';
+import {
+  ConnectorAuth,
+  type ConnectorCredentials,
+  type ConnectorStep,
+  NO_CREDENTIALS,
+} from '../../shared/auth.js';
+import { FrameDecoder, FrameError } from '../../shared/message-codec.js';
 import { FrameType, HandshakeRole } from '../../shared/protocol.js';
+import { type ConnectorTls, connectToNode } from '../../shared/tls-config.js';
 
 /** What `PeerLink` logs through; pino's `logger.info(obj, msg)` fits. */
 export interface PeerLinkLogger {
@@ -40,6 +49,12 @@ export interface PeerLinkOptions {
   readonly nodeId: string;
   /** The node id we expect at host:port; its handshake answer must name it. */
   readonly peerId: string;
+  /** The cluster secret to prove and to demand from the peer. Default none. */
+  readonly credentials?: ConnectorCredentials;
+  /** Our election timeout, announced in the handshake (the peer compares it with its own). Default 0. */
+  readonly electionTimeoutMs?: number;
+  /** TLS to the peer: its certificate checked against the CA, ours presented. Default plain TCP. */
+  readonly tls?: ConnectorTls | null;
   /** First reconnect delay before jitter. Default 50. */
   readonly minBackoffMs?: number;
   /** Largest reconnect delay. Default 2000. */
@@ -127,8 +142,12 @@ export class PeerLink {
   private readonly onConnect: (() => void) | undefined;
   private readonly onDisconnect: ((reason: string) => void) | undefined;
   private readonly onCongestion: ((congested: boolean) => void) | undefined;
-  /** Our handshake frame, encoded once: the same bytes open every connection and are never modified. */
-  private readonly handshakeBytes: Uint8Array;
+  private readonly nodeId: string;
+  private readonly credentials: ConnectorCredentials;
+  private readonly electionTimeoutMs: number;
+  private readonly tls: ConnectorTls | null;
+  /** The current connection's exchange of handshakes and proofs; a fresh nonce each time. */
+  private auth: ConnectorAuth | null = null;
 
   private state: LinkState = 'idle';
   private socket: net.Socket | null = null;
@@ -166,14 +185,24 @@ export class PeerLink {
       throw new RangeError(`connectTimeoutMs ${this.connectTimeoutMs} must be > 0`);
     if (!(this.maxBufferedBytes > 0))
       throw new RangeError(`maxBufferedBytes ${this.maxBufferedBytes} must be > 0`);
+    this.nodeId = options.nodeId;
+    this.credentials = options.credentials ?? NO_CREDENTIALS;
+    this.electionTimeoutMs = options.electionTimeoutMs ?? 0;
+    this.tls = options.tls ?? null;
     // Throws RangeError for an id that cannot be encoded: a configuration bug, reported at once.
-    const out = new OutBuffer(64);
-    encodeHandshakeFrame(out, {
-      role: HandshakeRole.Peer,
-      clusterId: options.clusterId,
-      nodeId: options.nodeId,
-    });
-    this.handshakeBytes = out.view().slice();
+    this.newAuth();
+  }
+
+  private newAuth(): ConnectorAuth {
+    return new ConnectorAuth(
+      {
+        role: HandshakeRole.Peer,
+        clusterId: this.clusterId,
+        nodeId: this.nodeId,
+        electionTimeoutMs: this.electionTimeoutMs,
+      },
+      this.credentials,
+    );
   }
 
   /** True while a verified connection is up: `send()` writes. */
@@ -300,7 +329,9 @@ export class PeerLink {
     this.state = 'connecting';
     this.closeReason = null;
     this.decoder = new FrameDecoder({ expectHandshake: true });
-    const socket = net.connect({ host: this.host, port: this.port });
+    const auth = this.newAuth();
+    this.auth = auth;
+    const { socket, ready } = connectToNode(this.host, this.port, this.tls);
     this.socket = socket;
     socket.setNoDelay(true);
     // Nothing flows back on this connection, so a dead peer is otherwise only noticed
@@ -312,10 +343,10 @@ export class PeerLink {
     );
     // Per-connection closures, not per-message ones: each binds the socket it belongs to,
     // so a late event from an old socket cannot disturb its successor.
-    socket.once('connect', () => {
+    socket.once(ready, () => {
       if (this.socket !== socket) return;
       this.state = 'handshaking';
-      socket.write(this.handshakeBytes);
+      socket.write(auth.helloBytes);
     });
     socket.on('data', (chunk: Buffer) => this.onData(socket, chunk));
     socket.on('drain', () => {
@@ -335,35 +366,50 @@ export class PeerLink {
       return;
     }
     this.decoder.push(chunk);
-    const frame = this.decoder.next();
-    if (frame === null) return;
-    if (frame instanceof FrameError) {
-      this.fail(socket, `protocol error: bad handshake answer (${frame.code})`);
-      return;
-    }
-    if (frame.type !== FrameType.Handshake) {
-      // Unreachable: the decoder refuses a first frame that is not a handshake.
-      this.fail(socket, 'protocol error: the peer answered with a message before its handshake');
-      return;
-    }
-    const hs = frame.handshake;
-    if (hs.clusterId !== this.clusterId) {
-      this.fail(socket, `refused: the peer is in cluster ${JSON.stringify(hs.clusterId)}`);
-      return;
-    }
-    if (hs.role !== HandshakeRole.Peer || hs.nodeId !== this.peerId) {
-      this.fail(
-        socket,
-        `refused: the node at this address is ${JSON.stringify(hs.nodeId)}, not the expected peer`,
-      );
-      return;
-    }
-    if (this.decoder.bufferedBytes > 0) {
-      this.fail(socket, 'protocol error: the peer sent bytes after its handshake');
-      return;
+    for (;;) {
+      const frame = this.decoder.next();
+      if (frame === null) return;
+      if (frame instanceof FrameError) {
+        this.fail(socket, `protocol error: bad handshake answer (${frame.code})`);
+        return;
+      }
+      const auth = this.auth as ConnectorAuth;
+      let step: ConnectorStep;
+      if (frame.type === FrameType.Auth) step = auth.onAuth(frame.auth.proof);
+      else if (frame.type !== FrameType.Handshake) {
+        // Unreachable: the decoder refuses a first frame that is not a handshake.
+        this.fail(socket, 'protocol error: the peer answered with a message before its handshake');
+        return;
+      } else {
+        const hs = frame.handshake;
+        if (hs.clusterId !== this.clusterId) {
+          this.fail(socket, `refused: the peer is in cluster ${JSON.stringify(hs.clusterId)}`);
+          return;
+        }
+        if (hs.role !== HandshakeRole.Peer || hs.nodeId !== this.peerId) {
+          this.fail(
+            socket,
+            `refused: the node at this address is ${JSON.stringify(hs.nodeId)}, not the expected peer`,
+          );
+          return;
+        }
+        step = auth.onHandshake(hs);
+      }
+      if (step.kind === 'refuse') {
+        this.fail(socket, step.reason);
+        return;
+      }
+      if (step.kind === 'wait') continue;
+      if (this.decoder.bufferedBytes > 0) {
+        this.fail(socket, 'protocol error: the peer sent bytes after its handshake');
+        return;
+      }
+      if (step.reply.byteLength > 0) socket.write(step.reply);
+      break;
     }
     this.clearTimer();
     this.decoder = null;
+    this.auth = null;
     this.state = 'connected';
     this.connects++;
     this.logger.info(

@@ -10,7 +10,8 @@
  * 2. connect to the follower's listen address, send our HANDSHAKE (role snapshot) and the
  *    Offer at once, and wait for the follower's handshake (it must name the peer we
  *    meant) and its answer: Resume, or Refuse (stale: it has this snapshot or a newer
- *    one, so the transfer is done);
+ *    one, so the transfer is done). With a cluster secret the Offer waits until the
+ *    follower proved the secret, and follows our own proof (`src/shared/auth.ts`);
  * 3. send each file from where the follower's Resume says it continues, in chunks read
  *    straight into their frames, paced by the token bucket and by the socket: a write
  *    the socket cannot take at once waits for 'drain', so at most one chunk sits in
@@ -26,9 +27,15 @@
  * Reads are synchronous, one chunk (1 MiB by default) at a time: short enough that the
  * replicator's ring keeps being served between them.
  */
-import net from 'node:net';
+import type net from 'node:net';
 import type { Index, NodeId, Term } from '../../raft/types.js';
-import { encodeHandshakeFrame, FrameDecoder, FrameError, OutBuffer } from '../../shared/message-codec.js';
+import {
+  ConnectorAuth,
+  type ConnectorCredentials,
+  type ConnectorStep,
+  NO_CREDENTIALS,
+} from '../../shared/auth.js';
+import { FrameDecoder, FrameError, OutBuffer } from '../../shared/message-codec.js';
 import {
   DEFAULT_SNAPSHOT_CHUNK_BYTES,
   FrameType,
@@ -45,6 +52,7 @@ import {
   SnapshotStreamError,
   writeChunkFrameHead,
 } from '../../shared/snapshot-stream-codec.js';
+import { type ConnectorTls, connectToNode } from '../../shared/tls-config.js';
 import { newestSnapshotIndex, openSnapshotForSending, type SnapshotSource } from '../fsm/snapshot-store.js';
 import { backoffDelayMs } from './peer-link.js';
 import { type Clock, SYSTEM_CLOCK, TokenBucket } from './token-bucket.js';
@@ -83,6 +91,12 @@ export interface SnapshotSenderOptions {
   readonly nodeId: NodeId;
   /** The follower's node id: its handshake answer must name it. */
   readonly peerId: NodeId;
+  /** The cluster secret to prove and to demand from the follower. Default none. */
+  readonly credentials?: ConnectorCredentials;
+  /** Our election timeout, announced in the handshake. Default 0. */
+  readonly electionTimeoutMs?: number;
+  /** TLS to the follower, as the peer link's. Default plain TCP. */
+  readonly tls?: ConnectorTls | null;
   /** Our data directory, whose `snapshot/` holds what we send. */
   readonly dataDir: string;
   /** Most data bytes per Chunk (the follower may ask for less). Default 1 MiB. */
@@ -168,7 +182,6 @@ export class SnapshotSender {
   readonly #maxAttempts: number;
   readonly #clock: Clock;
   readonly #logger: SnapshotSenderLogger;
-  readonly #handshakeBytes: Uint8Array;
   #current: Transfer | null = null;
   #stopped = false;
 
@@ -188,13 +201,21 @@ export class SnapshotSender {
     if (!(Number.isInteger(this.#maxAttempts) && this.#maxAttempts > 0)) {
       throw new RangeError(`maxAttempts ${this.#maxAttempts} must be a positive integer`);
     }
-    const out = new OutBuffer(64);
-    encodeHandshakeFrame(out, {
-      role: HandshakeRole.Snapshot,
-      clusterId: options.clusterId,
-      nodeId: options.nodeId,
-    });
-    this.#handshakeBytes = out.view().slice();
+    // Throws RangeError for an id that cannot be encoded: a configuration bug, reported at once.
+    this.#newAuth();
+  }
+
+  /** One connection's exchange of handshakes and proofs: a fresh nonce each time. */
+  #newAuth(): ConnectorAuth {
+    return new ConnectorAuth(
+      {
+        role: HandshakeRole.Snapshot,
+        clusterId: this.#o.clusterId,
+        nodeId: this.#o.nodeId,
+        electionTimeoutMs: this.#o.electionTimeoutMs ?? 0,
+      },
+      this.#o.credentials ?? NO_CREDENTIALS,
+    );
   }
 
   /** True while a transfer is running. */
@@ -348,7 +369,9 @@ export class SnapshotSender {
   async #session(t: Transfer, source: SnapshotSource, bucket: TokenBucket | null): Promise<void> {
     this.connectAttempts++;
     const o = this.#o;
-    const channel = new ReplyChannel(net.connect({ host: o.host, port: o.port }), o.clusterId, o.peerId);
+    const auth = this.#newAuth();
+    const { socket } = connectToNode(o.host, o.port, o.tls ?? null);
+    const channel = new ReplyChannel(socket, o.clusterId, o.peerId, auth);
     const onCancel = (): void => {
       void channel.close('cancelled');
     };
@@ -361,7 +384,10 @@ export class SnapshotSender {
         leaderTerm: t.leaderTerm,
         metaBytes: source.metaBytes,
       });
-      channel.socket.write(this.#handshakeBytes);
+      channel.socket.write(auth.helloBytes);
+      // With a secret, nothing but our proof may follow the handshake before the follower
+      // has proved itself: the Offer names what we hold.
+      if (auth.hello.authFollows === true) await channel.verified(o.offerTimeoutMs ?? 30_000);
       channel.socket.write(offer.view());
       const answer = await channel.nextReply(o.offerTimeoutMs ?? 30_000);
       if (answer.kind === SnapshotReplyKind.Refuse) {
@@ -461,6 +487,7 @@ class ReplyChannel {
   readonly socket: net.Socket;
   readonly #clusterId: string;
   readonly #peerId: NodeId;
+  readonly #auth: ConnectorAuth;
   readonly #decoder = new FrameDecoder({ expectHandshake: true, snapshotReplies: true });
   readonly #replies: SnapshotReplyMessage[] = [];
   #verified = false;
@@ -470,8 +497,9 @@ class ReplyChannel {
   #wake: (() => void) | null = null;
   readonly #closedPromise: Promise<void>;
 
-  constructor(socket: net.Socket, clusterId: string, peerId: NodeId) {
+  constructor(socket: net.Socket, clusterId: string, peerId: NodeId, auth: ConnectorAuth) {
     this.socket = socket;
+    this.#auth = auth;
     this.#clusterId = clusterId;
     this.#peerId = peerId;
     socket.setNoDelay(true);
@@ -497,6 +525,11 @@ class ReplyChannel {
       const why = early.kind === SnapshotReplyKind.Failed ? early.message : `an answer of kind ${early.kind}`;
       throw new SessionError(`follower stopped the stream: ${why}`, true);
     }
+  }
+
+  /** Resolves once the follower's handshake (and proof) checked out; rejects on close, refusal or after `timeoutMs`. */
+  verified(timeoutMs: number): Promise<void> {
+    return this.#waitFor(() => this.#verified, timeoutMs, 'no handshake answer from the follower');
   }
 
   /** The follower's next reply; rejects on close, a bad frame or after `timeoutMs`. */
@@ -553,17 +586,26 @@ class ReplyChannel {
       if (frame === null) break;
       if (frame instanceof FrameError)
         return void this.#fail(`protocol error: ${frame.code}: ${frame.message}`);
-      if (frame.type === FrameType.Handshake) {
-        const hs = frame.handshake;
-        if (hs.clusterId !== this.#clusterId) {
-          return void this.#fail(`refused: the follower is in cluster ${JSON.stringify(hs.clusterId)}`);
+      if (frame.type === FrameType.Handshake || frame.type === FrameType.Auth) {
+        let step: ConnectorStep;
+        if (frame.type === FrameType.Auth) step = this.#auth.onAuth(frame.auth.proof);
+        else {
+          const hs = frame.handshake;
+          if (hs.clusterId !== this.#clusterId) {
+            return void this.#fail(`refused: the follower is in cluster ${JSON.stringify(hs.clusterId)}`);
+          }
+          if (hs.role !== HandshakeRole.Peer || hs.nodeId !== this.#peerId) {
+            return void this.#fail(
+              `refused: the node at this address is ${JSON.stringify(hs.nodeId)}, not the expected peer`,
+            );
+          }
+          step = this.#auth.onHandshake(hs);
         }
-        if (hs.role !== HandshakeRole.Peer || hs.nodeId !== this.#peerId) {
-          return void this.#fail(
-            `refused: the node at this address is ${JSON.stringify(hs.nodeId)}, not the expected peer`,
-          );
+        if (step.kind === 'refuse') return void this.#fail(step.reason);
+        if (step.kind === 'done') {
+          if (step.reply.byteLength > 0) this.socket.write(step.reply);
+          this.#verified = true;
         }
-        this.#verified = true;
         continue;
       }
       // The decoder yields nothing but a handshake first, then SNAPSHOT_REPLY frames.

@@ -14,6 +14,7 @@
  */
 
 import { parentPort, workerData } from 'node:worker_threads';
+import { connectorFromWorkerData, type WorkerConnectorData } from '../../shared/auth.js';
 import { ControlBlock, posDiff } from '../../shared/control-block.js';
 import { readU32, readU64, writeU32 } from '../../shared/entry-codec.js';
 import { windowView } from '../../shared/log-window.js';
@@ -60,6 +61,8 @@ export interface ReplicatorData {
   readonly snapshotChunkBytes: number;
   /** Snapshot streaming throttle per follower, bytes per second; 0 is unlimited. */
   readonly snapshotBytesPerSecond: number;
+  /** The cluster secret, the node's election timeout and TLS material, for every connection it opens. */
+  readonly connector: WorkerConnectorData;
 }
 
 /** Posted to the coordinator when the link changes state (rare: not per message). */
@@ -103,12 +106,18 @@ const ROLE_LEADER = 3;
 /** The most record bytes one segment read returns; the core keeps messages far smaller. */
 const MAX_SEGMENT_READ_BYTES = 64 * 1024 * 1024;
 
+/** The cluster secret, our election timeout and TLS pair (`src/shared/auth.ts`). */
+const connector = connectorFromWorkerData(data.connector);
+
 const snapshots = new SnapshotSender({
   host: data.host,
   port: data.port,
   clusterId: data.clusterId,
   nodeId: data.nodeId,
   peerId: data.peerId,
+  credentials: connector.credentials,
+  electionTimeoutMs: connector.electionTimeoutMs,
+  tls: connector.tls,
   dataDir: data.dataDir,
   chunkBytes: data.snapshotChunkBytes,
   bytesPerSecond: data.snapshotBytesPerSecond,
@@ -132,6 +141,9 @@ const link = new PeerLink({
   clusterId: data.clusterId,
   nodeId: data.nodeId,
   peerId: data.peerId,
+  credentials: connector.credentials,
+  electionTimeoutMs: connector.electionTimeoutMs,
+  tls: connector.tls,
   logger,
   onConnect: () => post(true),
   onDisconnect: () => post(false),
