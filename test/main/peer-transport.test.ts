@@ -26,46 +26,12 @@ import {
 } from '../../src/shared/message-codec.js';
 import { FrameType, HandshakeRole } from '../../src/shared/protocol.js';
 import { backoffDelayMs, PeerLink, type PeerLinkOptions } from '../../src/workers/replicator/peer-link.js';
+import { CLUSTER, HOST, type LogLine, recordingLogger, sleep, waitFor } from './transport-fixtures.js';
 
-const HOST = '127.0.0.1';
-const CLUSTER = 'alpha';
 const TEST_TIMEOUT_MS = 15_000;
-
-interface LogLine {
-  readonly level: 'info' | 'warn';
-  readonly fields: Record<string, unknown>;
-  readonly msg: string;
-}
-
-/** A logger that records every line, so tests can check what was logged and how often. */
-function recordingLogger(): {
-  lines: LogLine[];
-  info(o: object, m: string): void;
-  warn(o: object, m: string): void;
-} {
-  const lines: LogLine[] = [];
-  return {
-    lines,
-    info: (o, m) => lines.push({ level: 'info', fields: o as Record<string, unknown>, msg: m }),
-    warn: (o, m) => lines.push({ level: 'warn', fields: o as Record<string, unknown>, msg: m }),
-  };
-}
 
 function warnings(lines: readonly LogLine[], containing: string): LogLine[] {
   return lines.filter((l) => l.level === 'warn' && l.msg.includes(containing));
-}
-
-/** Polls `condition` every 5 ms; fails after `timeoutMs`. */
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** A heartbeat-sized message from `from` to `to`, numbered by `index` so order can be checked. */

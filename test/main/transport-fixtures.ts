@@ -1,5 +1,5 @@
 /**
- * What the transport tests of who may join (`auth.test.ts`, `tls.test.ts`) share: a
+ * What the transport tests (`peer-transport.test.ts`, `auth.test.ts`, `tls.test.ts`) share: a
  * recording logger, bounded waits, a started `PeerLink` from n1 to n2 stopped when the
  * test ends, and a heartbeat frame.
  */
