@@ -562,14 +562,17 @@ export class RaftClient {
    */
   private armTimer(p: Pending): void {
     const left = p.deadlineMs - performance.now();
-    const wait = p.session !== undefined ? Math.min(this.retryAfterMs, left) : left;
-    p.timer = setTimeout(() => this.onTimer(p), Math.max(0, wait));
+    const retry = p.session !== undefined && this.retryAfterMs < left;
+    const wait = retry ? this.retryAfterMs : left;
+    // Which one fired is decided here, not from the clock then: a timer may fire a
+    // millisecond early, and the deadline's must not be taken for a retry.
+    p.timer = setTimeout(() => this.onTimer(p, retry), Math.max(0, wait));
   }
 
   /** `p`'s timer fired: it fails at its deadline; before it, a session op is sent again elsewhere. */
-  private onTimer(p: Pending): void {
+  private onTimer(p: Pending, retry: boolean): void {
     p.timer = null;
-    if (p.session === undefined || performance.now() >= p.deadlineMs - 1) {
+    if (!retry) {
       const late = `no answer to ${clientOpName(p.op)} in ${this.requestTimeoutMs} ms${outcomeNote(p.op)}`;
       this.settle(p, p.lastError ?? p.sess?.lastFailure ?? new TimeoutError(late));
       return;

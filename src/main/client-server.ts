@@ -40,12 +40,12 @@ import type { Value } from './state-machine.js';
 
 /** What a client request can ask of the node. */
 export interface ClientHandler {
-  apply(data: Uint8Array, type: EntryType.Normal | EntryType.Batch | EntryType.Session): Promise<Value>;
   /**
-   * `apply`, resolving with the result's value-codec bytes (the coordinator's), which the
-   * answer carries as they are. Optional: without it results are decoded and encoded again.
+   * Proposes `data` as one entry; resolves with the state machine's result as value-codec
+   * bytes (`Coordinator.applyEncoded`), which the answer carries as they are. A session
+   * entry's result is the fsm's `[APPLIED, result]` or `[REFUSED, code, message]`.
    */
-  applyEncoded?(
+  applyEncoded(
     data: Uint8Array,
     type: EntryType.Normal | EntryType.Batch | EntryType.Session,
   ): Promise<Value>;
@@ -184,7 +184,7 @@ export function serveClient(
     encodeClientResponseEncoded(out, requestId, value, start, end);
     scheduleFlush();
   };
-  /** Proposes `data` and answers `requestId` with its result, passed on encoded where it can be. */
+  /** Proposes `data` and answers `requestId` with its result, passed on as the fsm encoded it. */
   const propose = (
     requestId: number,
     data: Uint8Array,
@@ -192,19 +192,12 @@ export function serveClient(
   ): void => {
     let p: Promise<Value>;
     try {
-      p = handler.applyEncoded ? handler.applyEncoded(data, type) : handler.apply(data, type);
+      p = handler.applyEncoded(data, type);
     } catch (err) {
       p = Promise.reject(err);
     }
     p.then(
       (answer) => {
-        if (!handler.applyEncoded) {
-          respond(
-            requestId,
-            type === EntryType.Session ? sessionAnswer(answer) : { ok: true, value: answer },
-          );
-          return;
-        }
         const bytes = answer as Uint8Array;
         if (type !== EntryType.Session) respondEncoded(requestId, bytes, 0, bytes.byteLength);
         // A session write's answer is [APPLIED, result]: the result's bytes are passed on.

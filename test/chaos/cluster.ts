@@ -45,6 +45,43 @@ export interface ChaosClusterOptions {
   readonly env?: Readonly<Record<string, string>>;
 }
 
+/**
+ * The 3-node cluster of the staged scenes (`stale-read`, `lease-timeouts`): fast
+ * elections, no automatic snapshots, small segments and window.
+ */
+export function sceneClusterOptions(
+  root: string,
+  env?: Readonly<Record<string, string>>,
+): ChaosClusterOptions {
+  return {
+    nodes: 3,
+    root,
+    electionTimeoutMs: 400,
+    heartbeatIntervalMs: 50,
+    segmentBytes: 512 * 1024,
+    snapshotLogEntries: 0,
+    snapshotMinIntervalS: 5,
+    compactionMarginEntries: 1000,
+    logWindowBytes: 8 * 1024 * 1024,
+    logLevel: 'warn',
+    ...(env ? { env } : {}),
+  };
+}
+
+/**
+ * One `RaftClient` per node, by node id, that never follows redirects (a scene talks to
+ * the node it means); each is also pushed to `all`, for the test to close.
+ */
+export function clientPerNode(c: ChaosCluster, all: RaftClient[]): Map<string, RaftClient> {
+  return new Map(
+    c.nodes.map((n) => {
+      const client = new RaftClient({ endpoints: [n.address], maxRedirects: 0, requestTimeoutMs: 3000 });
+      all.push(client);
+      return [n.id, client] as const;
+    }),
+  );
+}
+
 /** How one start of a node differs from a normal start (the disk faults). */
 export interface StartOptions {
   /** Extra environment, e.g. `RAFTLINE_FAULT_FSYNC_DELAY_MS`. */

@@ -17,8 +17,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { kvCommand } from '../../examples/kv.js';
-import { RaftClient, type Value } from '../../src/client/raft-client.js';
-import { ChaosCluster, sleep } from './cluster.js';
+import type { RaftClient, Value } from '../../src/client/raft-client.js';
+import { ChaosCluster, clientPerNode, sceneClusterOptions, sleep } from './cluster.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'raftline-chaos-lease-'));
 let cluster: ChaosCluster | null = null;
@@ -34,26 +34,9 @@ after(async () => {
 test('a leader with a longer election timeout than its followers serves no stale lease read', {
   timeout: 60_000,
 }, async () => {
-  const c = await ChaosCluster.start({
-    nodes: 3,
-    root,
-    electionTimeoutMs: 400,
-    heartbeatIntervalMs: 50,
-    segmentBytes: 512 * 1024,
-    snapshotLogEntries: 0,
-    snapshotMinIntervalS: 5,
-    compactionMarginEntries: 1000,
-    logWindowBytes: 8 * 1024 * 1024,
-    logLevel: 'warn',
-  });
+  const c = await ChaosCluster.start(sceneClusterOptions(root));
   cluster = c;
-  const clientOf = new Map(
-    c.nodes.map((n) => {
-      const client = new RaftClient({ endpoints: [n.address], maxRedirects: 0, requestTimeoutMs: 3000 });
-      clients.push(client);
-      return [n.id, client] as const;
-    }),
-  );
+  const clientOf = clientPerNode(c, clients);
   const first = await c.waitForLeader(15_000);
   assert.ok(first !== null);
   // One follower restarts with a much longer election timeout, and is made leader.

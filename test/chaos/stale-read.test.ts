@@ -27,9 +27,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { kvCommand } from '../../examples/kv.js';
-import { RaftClient, type Value } from '../../src/client/raft-client.js';
+import type { RaftClient, Value } from '../../src/client/raft-client.js';
 import type { ReadConsistency } from '../../src/main/coordinator.js';
-import { ChaosCluster, sleep } from './cluster.js';
+import { ChaosCluster, clientPerNode, sceneClusterOptions, sleep } from './cluster.js';
 import { checkLinearizable, formatCounterexample, type Operation } from './linearizability.js';
 
 const roots: string[] = [];
@@ -57,27 +57,9 @@ interface Scene {
 async function scene(queuedConsistency: ReadConsistency, env?: Record<string, string>): Promise<Scene> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'raftline-chaos-stale-'));
   roots.push(root);
-  const c = await ChaosCluster.start({
-    nodes: 3,
-    root,
-    electionTimeoutMs: 400,
-    heartbeatIntervalMs: 50,
-    segmentBytes: 512 * 1024,
-    snapshotLogEntries: 0,
-    snapshotMinIntervalS: 5,
-    compactionMarginEntries: 1000,
-    logWindowBytes: 8 * 1024 * 1024,
-    logLevel: 'warn',
-    ...(env ? { env } : {}),
-  });
+  const c = await ChaosCluster.start(sceneClusterOptions(root, env));
   clusters.push(c);
-  const clientOf = new Map(
-    c.nodes.map((n) => {
-      const client = new RaftClient({ endpoints: [n.address], maxRedirects: 0, requestTimeoutMs: 3000 });
-      clients.push(client);
-      return [n.id, client] as const;
-    }),
-  );
+  const clientOf = clientPerNode(c, clients);
   const history: Operation[] = [];
   const put = async (node: string, value: string, client: number): Promise<void> => {
     const start = process.hrtime.bigint();

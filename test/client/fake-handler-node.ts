@@ -41,7 +41,7 @@ export async function startFakeHandlerNode(
 ): Promise<FakeHandlerNode> {
   const calls: HandlerCall[] = [];
   const base: ClientHandler = {
-    apply: unsupported('apply'),
+    applyEncoded: unsupported('applyEncoded'),
     read: unsupported('read'),
     statusValue: () => ({ id: options.nodeId ?? 'fake', role: 'Follower' }),
     snapshot: unsupported('snapshot'),

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../src/cli/local-cluster.js';
 import { MemberProcess } from './member-process.js';
+import { MemberTable } from './member-table.js';
 
 const NODE_SCRIPT = fileURLToPath(new URL('./node-process.js', import.meta.url));
 const RECORDING_SM = new URL('./recording-sm.js', import.meta.url).href;
@@ -56,7 +57,7 @@ export interface ClusterOptions {
 /** A cluster of `size` node processes. */
 export class ProcessCluster {
   readonly root: string;
-  readonly members = new Map<string, Member>();
+  readonly members = new MemberTable<Member>();
   private readonly opts: Required<Omit<ClusterOptions, 'extra'>> & { extra: Record<string, unknown> };
   private peers: string[] = [];
 
@@ -88,19 +89,17 @@ export class ProcessCluster {
         env: {},
       });
     }
-    c.peers = [...c.members.values()].map((m) => `${m.id}=127.0.0.1:${m.port}`);
+    c.peers = c.members.peerSpecs();
     await Promise.all([...c.members.keys()].map((id) => c.startMember(id)));
     return c;
   }
 
   ids(): string[] {
-    return [...this.members.keys()];
+    return this.members.ids();
   }
 
   member(id: string): Member {
-    const m = this.members.get(id);
-    if (!m) throw new Error(`no member ${id}`);
-    return m;
+    return this.members.member(id);
   }
 
   /**
@@ -162,7 +161,7 @@ export class ProcessCluster {
 
   /** `host:port` of a member's peer and client port. */
   address(id: string): string {
-    return `127.0.0.1:${this.member(id).port}`;
+    return this.members.address(id);
   }
 
   /** Sends a request to a member's process. */

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { freePort } from '../../src/cli/local-cluster.js';
 import type { RaftNodeOptions } from '../../src/main/raft-node.js';
 import { MemberProcess } from '../cluster/member-process.js';
+import { MemberTable } from '../cluster/member-table.js';
 
 const NODE_SCRIPT = fileURLToPath(new URL('./fuzz-node.js', import.meta.url));
 const KV = new URL('../../examples/kv.js', import.meta.url).href;
@@ -46,7 +47,7 @@ export interface FuzzClusterOptions {
 export class FuzzCluster {
   readonly root: string;
   readonly clusterId: string;
-  readonly members = new Map<string, Member>();
+  readonly members = new MemberTable<Member>();
   /** Members that exited without `stop`: a crash. */
   readonly unexpectedExits: UnexpectedExit[] = [];
   private readonly opts: FuzzClusterOptions;
@@ -71,7 +72,7 @@ export class FuzzCluster {
         proc: null,
       });
     }
-    const peers = [...c.members.values()].map((m) => `${m.id}=127.0.0.1:${m.port}`);
+    const peers = c.members.peerSpecs();
     try {
       await Promise.all([...c.members.keys()].map((id) => c.startMember(id, peers)));
     } catch (err) {
@@ -82,17 +83,15 @@ export class FuzzCluster {
   }
 
   ids(): string[] {
-    return [...this.members.keys()];
+    return this.members.ids();
   }
 
   member(id: string): Member {
-    const m = this.members.get(id);
-    if (!m) throw new Error(`no member ${id}`);
-    return m;
+    return this.members.member(id);
   }
 
   address(id: string): string {
-    return `127.0.0.1:${this.member(id).port}`;
+    return this.members.address(id);
   }
 
   pid(id: string): number | undefined {
@@ -145,7 +144,7 @@ export class FuzzCluster {
 
   /** Starts a member again on its data directory (after it exited). */
   async restart(id: string): Promise<void> {
-    const peers = [...this.members.values()].map((m) => `${m.id}=127.0.0.1:${m.port}`);
+    const peers = this.members.peerSpecs();
     await this.startMember(id, peers);
   }
 

@@ -48,7 +48,6 @@ const TEST_TIMEOUT_MS = 15_000;
 
 /** A handler that answers every op at once, so the admin check is what decides. */
 const FAKE_HANDLER = {
-  apply: async () => 'applied',
   read: async () => 'read',
   statusValue: () => ({ id: 'n2' }),
   snapshot: async () => ({ index: 1, term: 1, fresh: true }),

@@ -29,7 +29,7 @@ async function startServer(
 ): Promise<{ port: number; applies: () => number; close(): Promise<void> }> {
   let applies = 0;
   const handler: ClientHandler = {
-    apply: () => {
+    applyEncoded: () => {
       applies++;
       return new Promise<Value>(() => {});
     },
